@@ -14,7 +14,7 @@ pub const DEFAULT_JUDGES: [&str; 3] = [
     "https://ifconfig.me/ip",
 ];
 
-/// The environment variables [`Settings::with_env`] reads.
+/// The environment variables [`Settings::with_process_env`] reads.
 pub const ENV_VARS: [&str; 6] = [
     "PROXY_JUDGES",
     "PROXY_TTL_SECONDS",

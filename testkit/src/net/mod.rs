@@ -1,0 +1,1 @@
+//! The fake proxy network on loopback: gateway, judges and target site.
