@@ -151,7 +151,9 @@ impl UrlParts {
             let flag = |value: &str| match value.to_ascii_lowercase().as_str() {
                 "true" | "yes" | "1" | "on" => Ok(true),
                 "false" | "no" | "0" | "off" => Ok(false),
-                _ => Err(invalid(format!("{key} must be true or false, got {value:?}"))),
+                _ => Err(invalid(format!(
+                    "{key} must be true or false, got {value:?}"
+                ))),
             };
             match key.as_ref() {
                 "encrypt" => {
@@ -243,7 +245,10 @@ pub(crate) const REQUIRED_SET_OPTIONS: [(&str, bool); 7] = [
 pub(crate) fn session_setup_batch(lock_timeout_millis: i32) -> String {
     let mut sql = String::new();
     for (option, on) in REQUIRED_SET_OPTIONS {
-        sql.push_str(&format!("SET {option} {};\n", if on { "ON" } else { "OFF" }));
+        sql.push_str(&format!(
+            "SET {option} {};\n",
+            if on { "ON" } else { "OFF" }
+        ));
     }
     // XACT_ABORT: any run-time error rolls the whole transaction back, so a
     // failed batch never leaves a half-done reservation or an open
@@ -323,7 +328,9 @@ pub(crate) async fn open_session(
             .iter()
             .enumerate()
             .map(|(i, (option, _))| {
-                let value = row.as_ref().and_then(|r| r.try_get::<i32, _>(i).ok().flatten());
+                let value = row
+                    .as_ref()
+                    .and_then(|r| r.try_get::<i32, _>(i).ok().flatten());
                 (*option, value)
             })
             .collect();
@@ -388,14 +395,7 @@ impl Connection {
         params: &[&dyn ToSql],
     ) -> Result<Vec<Vec<Row>>, MssqlStoreError> {
         self.suspect = true;
-        let result = async {
-            self.client
-                .query(sql, params)
-                .await?
-                .into_results()
-                .await
-        }
-        .await;
+        let result = async { self.client.query(sql, params).await?.into_results().await }.await;
         match result {
             Ok(results) => {
                 self.suspect = false;
@@ -550,13 +550,17 @@ mod tests {
         assert_eq!(target.server, "db.example.com:1533");
         assert!(!format!("{target:?}").contains("s3cr"));
         let target =
-            Target::parse("jdbc:sqlserver://db.example.com:1534;user=sa;password={s3cr;t}").unwrap();
+            Target::parse("jdbc:sqlserver://db.example.com:1534;user=sa;password={s3cr;t}")
+                .unwrap();
         assert_eq!(target.server, "db.example.com:1534");
 
         let shown = parse_err("server=tcp:db,1433;password='s3cr;t");
         assert!(shown.contains("ADO.NET"), "{shown}");
         let shown = parse_err("s3cr3t-and-nonsense");
-        assert!(shown.contains("expected an ADO.NET connection string"), "{shown}");
+        assert!(
+            shown.contains("expected an ADO.NET connection string"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -601,7 +605,11 @@ mod tests {
                 other => panic!("{option}: {other:?}"),
             }
         }
-        let missing: Vec<_> = good.iter().copied().filter(|(o, _)| *o != "ANSI_NULLS").collect();
+        let missing: Vec<_> = good
+            .iter()
+            .copied()
+            .filter(|(o, _)| *o != "ANSI_NULLS")
+            .collect();
         match check_session_options(&missing) {
             Err(MssqlStoreError::SessionOption { option, found, .. }) => {
                 assert_eq!((option, found), ("ANSI_NULLS", "unknown"));

@@ -117,7 +117,9 @@ pub enum MssqlStoreError {
     },
     /// The server rejected a write because SET options required by the
     /// filtered index were wrong (error 1934).
-    #[error("SQL Server rejected the write: SET options {options:?} have incorrect settings for the filtered index")]
+    #[error(
+        "SQL Server rejected the write: SET options {options:?} have incorrect settings for the filtered index"
+    )]
     WrongSetOptions {
         /// The options named in the server's message.
         options: Vec<String>,
@@ -472,7 +474,10 @@ mod tests {
         );
         let single = "UPDATE failed because the following SET options have incorrect \
                       settings: 'ARITHABORT'. Verify that SET options are correct";
-        assert_eq!(set_options_in_message(single), vec!["ARITHABORT".to_owned()]);
+        assert_eq!(
+            set_options_in_message(single),
+            vec!["ARITHABORT".to_owned()]
+        );
         assert!(set_options_in_message("something else").is_empty());
     }
 
@@ -586,6 +591,11 @@ mod tests {
             chain.push(error.to_string());
             next = error.source();
         }
-        assert!(chain.iter().any(|line| line.contains("timed out after 15s")), "{chain:?}");
+        assert!(
+            chain
+                .iter()
+                .any(|line| line.contains("timed out after 15s")),
+            "{chain:?}"
+        );
     }
 }

@@ -166,7 +166,10 @@ pub(crate) fn pending(
 }
 
 /// Applies every pending migration on `connection`.
-pub(crate) async fn run(connection: &mut Connection, schema: &Schema) -> Result<(), MssqlStoreError> {
+pub(crate) async fn run(
+    connection: &mut Connection,
+    schema: &Schema,
+) -> Result<(), MssqlStoreError> {
     let rows = connection.rows(&prepare_sql(schema), &[]).await?;
     let mut applied = Vec::with_capacity(rows.len());
     for row in &rows {

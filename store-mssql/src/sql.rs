@@ -162,7 +162,10 @@ OUTPUT inserted.id
             name
         };
         if query.domain {
-            conditions.push(format!("target_domain = CONVERT(varchar(255), {})", param()));
+            conditions.push(format!(
+                "target_domain = CONVERT(varchar(255), {})",
+                param()
+            ));
         }
         if query.app_id {
             conditions.push(format!("app_id = {}", param()));
@@ -357,7 +360,10 @@ mod tests {
             assert!(!sql.contains("[dbo]"), "{sql}");
             assert!(!sql.contains("MERGE"), "{sql}");
         }
-        assert!(s.reserve.contains("NEXT VALUE FOR [proxy].[proxy_reservation_generation]"));
+        assert!(
+            s.reserve
+                .contains("NEXT VALUE FOR [proxy].[proxy_reservation_generation]")
+        );
         assert!(
             s.release_with_cooldown
                 .contains("NEXT VALUE FOR [proxy].[proxy_reservation_generation]")
@@ -401,17 +407,17 @@ mod tests {
     fn lease_statements_are_keyed_by_id_and_generation() {
         let s = statements();
         for sql in [&s.release, &s.release_with_cooldown, &s.renew] {
-            assert!(
-                sql.contains("WHERE id = @P1 AND generation = @P2"),
-                "{sql}"
-            );
+            assert!(sql.contains("WHERE id = @P1 AND generation = @P2"), "{sql}");
             assert!(
                 sql.contains("released = 0 AND cooldown = 0 AND expires_at > @now"),
                 "{sql}"
             );
             assert!(sql.contains("OUTPUT inserted."), "{sql}");
         }
-        assert!(s.release_by_id.contains("WHERE id = @P1 AND released = 0 AND expires_at > @now"));
+        assert!(
+            s.release_by_id
+                .contains("WHERE id = @P1 AND released = 0 AND expires_at > @now")
+        );
         assert!(!s.release_by_id.contains("generation"));
         assert!(s.renew.contains("inserted.app_id"));
         assert!(s.release.contains("release_reason = 'released'"));
@@ -421,7 +427,10 @@ mod tests {
     fn list_builds_only_the_conditions_it_needs() {
         let s = statements();
         let all = s.list(&ListQuery::default());
-        assert!(all.contains("WHERE released = 0 AND expires_at > @now"), "{all}");
+        assert!(
+            all.contains("WHERE released = 0 AND expires_at > @now"),
+            "{all}"
+        );
         assert!(!all.contains("@P1"));
         assert!(!all.contains("TOP"));
 
@@ -437,7 +446,10 @@ mod tests {
             include_released: false,
             limit: true,
         });
-        assert!(full.contains("target_domain = CONVERT(varchar(255), @P1)"), "{full}");
+        assert!(
+            full.contains("target_domain = CONVERT(varchar(255), @P1)"),
+            "{full}"
+        );
         assert!(full.contains("app_id = @P2"), "{full}");
         assert!(full.contains("TOP (@P3)"), "{full}");
         assert!(full.contains("ORDER BY reserved_at DESC, generation DESC"));

@@ -8,14 +8,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use proxy_core::{
-    AppId, Lease, LeaseId, ListFilter, ReleaseOutcome, RenewOutcome, Reservation,
-    ReservationKey, ReservationState, ReservationStore, ReserveOutcome, StoreError, StoreInfo,
-    TargetDomain, Ttl,
+    AppId, Lease, LeaseId, ListFilter, ReleaseOutcome, RenewOutcome, Reservation, ReservationKey,
+    ReservationState, ReservationStore, ReserveOutcome, StoreError, StoreInfo, TargetDomain, Ttl,
 };
 use tiberius::{Row, ToSql};
 
 use crate::connection::{Connection, ConnectionManager, LastErrorSink, Target};
-use crate::error::{DEADLOCK_VICTIM, DUPLICATE_KEY_ROW, MssqlStoreError, STORE_NAME, UNIQUE_CONSTRAINT};
+use crate::error::{
+    DEADLOCK_VICTIM, DUPLICATE_KEY_ROW, MssqlStoreError, STORE_NAME, UNIQUE_CONSTRAINT,
+};
 use crate::migrate;
 use crate::options::MssqlStoreOptions;
 use crate::sql::{ListQuery, Schema, Statements};
@@ -233,8 +234,11 @@ fn lease_from_row(row: &Row) -> Result<Lease, MssqlStoreError> {
         .parse()
         .map_err(|_| unexpected(format!("row {id} has an unreadable ip_address {ip:?}")))?;
     let domain: &str = column(row, "target_domain")?;
-    let domain = TargetDomain::parse(domain)
-        .map_err(|_| unexpected(format!("row {id} has an unreadable target_domain {domain:?}")))?;
+    let domain = TargetDomain::parse(domain).map_err(|_| {
+        unexpected(format!(
+            "row {id} has an unreadable target_domain {domain:?}"
+        ))
+    })?;
     let app_id: &str = column(row, "app_id")?;
     let app_id = AppId::new(app_id)
         .map_err(|_| unexpected(format!("row {id} has an unreadable app_id {app_id:?}")))?;
@@ -296,7 +300,10 @@ impl ReservationStore for MssqlStore {
         let mut attempt = 0;
         loop {
             let result = self
-                .rows(&self.statements.reserve, &[&ip.as_str(), &domain, &app, &seconds])
+                .rows(
+                    &self.statements.reserve,
+                    &[&ip.as_str(), &domain, &app, &seconds],
+                )
                 .await;
             return match result {
                 Ok(rows) => match rows.first() {
@@ -304,9 +311,8 @@ impl ReservationStore for MssqlStore {
                     Some(row) => {
                         let id: i64 = column(row, "id")?;
                         let generation: i64 = column(row, "generation")?;
-                        let generation = u64::try_from(generation).map_err(|_| {
-                            unexpected(format!("negative generation {generation}"))
-                        })?;
+                        let generation = u64::try_from(generation)
+                            .map_err(|_| unexpected(format!("negative generation {generation}")))?;
                         Ok(ReserveOutcome::Reserved(Lease::new(
                             LeaseId::from(id),
                             generation,
@@ -436,7 +442,10 @@ impl ReservationStore for MssqlStore {
 
     async fn purge_released(&self, older_than: Duration) -> Result<u64, StoreError> {
         let (seconds, millis) = match i32::try_from(older_than.as_secs()) {
-            Ok(seconds) => (seconds, i32::try_from(older_than.subsec_millis()).unwrap_or(0)),
+            Ok(seconds) => (
+                seconds,
+                i32::try_from(older_than.subsec_millis()).unwrap_or(0),
+            ),
             // Further back than any row can be: everything released.
             Err(_) => (i32::MAX, 0),
         };
@@ -459,7 +468,14 @@ mod tests {
     fn only_positive_numeric_lease_ids_are_row_ids() {
         assert_eq!(row_id(&LeaseId::new("42")), Some(42));
         assert_eq!(row_id(&LeaseId::from(7_i64)), Some(7));
-        for foreign in ["0", "-1", "no-such-lease", "", "1.5", "99999999999999999999"] {
+        for foreign in [
+            "0",
+            "-1",
+            "no-such-lease",
+            "",
+            "1.5",
+            "99999999999999999999",
+        ] {
             assert_eq!(row_id(&LeaseId::new(foreign)), None, "{foreign:?}");
         }
     }
