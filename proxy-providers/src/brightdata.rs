@@ -215,10 +215,7 @@ impl BrightData {
                 )
             })
             .transpose()?;
-        let asn = options
-            .asn
-            .map(|a| targeting::asn(NAME, a))
-            .transpose()?;
+        let asn = options.asn.map(|a| targeting::asn(NAME, a)).transpose()?;
         let session_rule = SessionRule::alphanumeric_up_to(NAME, options.session_id_max_len)?;
 
         let params = [

@@ -126,13 +126,7 @@ impl Decodo {
         let minutes = options
             .session_lifetime
             .map(|d| {
-                targeting::lifetime(
-                    NAME,
-                    d,
-                    LifetimeUnit::Minutes,
-                    1,
-                    Self::MAX_SESSION_MINUTES,
-                )
+                targeting::lifetime(NAME, d, LifetimeUnit::Minutes, 1, Self::MAX_SESSION_MINUTES)
             })
             .transpose()?;
         let session_rule = SessionRule::alphanumeric_up_to(NAME, options.session_id_max_len)?;

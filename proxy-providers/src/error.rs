@@ -54,7 +54,10 @@ pub enum ProviderError {
     },
 
     /// A protocol the provider's gateway does not document.
-    #[error("{provider} does not support protocol {protocol} (supported: {})", protocol_list(supported))]
+    #[error(
+        "{provider} does not support protocol {protocol} (supported: {})",
+        protocol_list(supported)
+    )]
     Protocol {
         /// The provider's name.
         provider: &'static str,

@@ -175,8 +175,9 @@ impl NetNut {
                         provider: NAME,
                         option: "pool",
                         value: options.pool.to_string(),
-                        reason: "state and city targeting is documented for the residential pool only"
-                            .to_owned(),
+                        reason:
+                            "state and city targeting is documented for the residential pool only"
+                                .to_owned(),
                     });
                 }
                 targeting::require(NAME, "state", true, "country", country.is_some())?;

@@ -201,7 +201,13 @@ mod tests {
         for ok in ["10000", "999999999", "123456"] {
             assert!(rule.check(&SessionId::new(ok).unwrap()).is_ok(), "{ok}");
         }
-        for bad in ["9999", "1000000000", "012345", "12a45", "99999999999999999999999"] {
+        for bad in [
+            "9999",
+            "1000000000",
+            "012345",
+            "12a45",
+            "99999999999999999999999",
+        ] {
             assert!(rule.check(&SessionId::new(bad).unwrap()).is_err(), "{bad}");
         }
     }

@@ -126,8 +126,9 @@ impl Soax {
                 provider: NAME,
                 option: "session_lifetime",
                 value: "0s".to_owned(),
-                reason: "0 makes SOAX rotate the exit on every request, which defeats a pinned session"
-                    .to_owned(),
+                reason:
+                    "0 makes SOAX rotate the exit on every request, which defeats a pinned session"
+                        .to_owned(),
             });
         }
         let seconds = targeting::lifetime(

@@ -267,7 +267,14 @@ mod tests {
         assert!(lifetime("p", Duration::from_secs(90), LifetimeUnit::Minutes, 1, 1440).is_err());
         assert!(lifetime("p", Duration::ZERO, LifetimeUnit::Seconds, 1, 86400).is_err());
         assert!(
-            lifetime("p", Duration::from_millis(1500), LifetimeUnit::Seconds, 1, 86400).is_err()
+            lifetime(
+                "p",
+                Duration::from_millis(1500),
+                LifetimeUnit::Seconds,
+                1,
+                86400
+            )
+            .is_err()
         );
     }
 

@@ -413,7 +413,10 @@ impl Template {
         // A value nobody uses is a parameter silently dropped: refuse it.
         let unused = [
             ("country", data.country().is_some() && !country_used),
-            ("username", !data.username().is_empty() && !used(Placeholder::Username)),
+            (
+                "username",
+                !data.username().is_empty() && !used(Placeholder::Username),
+            ),
             (
                 "password",
                 !data.password().expose_secret().is_empty() && !used(Placeholder::Password),
