@@ -126,6 +126,7 @@ impl Oxylabs {
                     format!("{prefix}{state}")
                 })
             }
+            // A state without a country was refused by `require` above.
             _ => None,
         };
         let zip = options

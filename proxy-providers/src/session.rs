@@ -36,8 +36,10 @@ impl fmt::Display for CredentialSide {
 }
 
 /// Where a provider carries the session id: which credential, after which
-/// marker. The id runs from the marker to the next character that is not an
-/// ASCII letter or digit (or to the end).
+/// marker. The id follows the **last** occurrence of the marker (targeting
+/// comes before the session, so a city named `session` cannot be mistaken
+/// for it) and runs to the next character that is not an ASCII letter or
+/// digit (or to the end).
 ///
 /// A fake gateway uses this to read the session back out of the
 /// credentials it receives:
@@ -69,7 +71,7 @@ impl SessionPlacement {
             CredentialSide::Username => username,
             CredentialSide::Password => password,
         };
-        let start = text.find(self.marker)? + self.marker.len();
+        let start = text.rfind(self.marker)? + self.marker.len();
         let rest = &text[start..];
         let end = rest
             .find(|c: char| !c.is_ascii_alphanumeric())
@@ -245,6 +247,17 @@ mod tests {
             Some("Ab12Cd34")
         );
         assert_eq!(p.find("user_session-x", "pw"), None);
+        let brd = SessionPlacement {
+            side: CredentialSide::Username,
+            marker: "-session-",
+        };
+        assert_eq!(
+            brd.find(
+                "brd-customer-c1-zone-z1-country-us-city-session-session-abc1",
+                "pw"
+            ),
+            Some("abc1")
+        );
         assert_eq!(p.find("u", "pw_session-"), None);
     }
 }

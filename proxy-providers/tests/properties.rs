@@ -113,8 +113,48 @@ fn session_id() -> impl Strategy<Value = String> {
     ]
 }
 
+/// Targeting words, including the providers' own marker words.
+fn targeting_word() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("session".to_owned()),
+        Just("sessid".to_owned()),
+        Just("sid".to_owned()),
+        Just("sessionid".to_owned()),
+        Just("lifetime".to_owned()),
+        "[a-z0-9]{1,12}",
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn session_placement_finds_the_session_whatever_the_targeting(
+        city in targeting_word(),
+        state in targeting_word(),
+    ) {
+        let configs = [
+            (ProviderKind::BrightData, "brd-customer-c1-zone-z1", Some(city.clone()), None),
+            (ProviderKind::Oxylabs, "acme", Some(city.clone()), Some(state.clone())),
+            (ProviderKind::NetNut, "acme", Some(city.clone()), Some(state.clone())),
+            (ProviderKind::IpRoyal, "acme", None, Some(state.clone())),
+            (ProviderKind::Soax, "1", Some(city.clone()), Some(state.clone())),
+        ];
+        for (kind, user, city, state) in configs {
+            let mut config = ProviderConfig::new(kind, user, "pw");
+            config.country = Some("us".into());
+            config.city = city;
+            config.state = state;
+            let provider = config.build().unwrap_or_else(|e| panic!("{kind}: {e}"));
+            let session = provider.new_session_id();
+            let url = provider.build_proxy_url(&session).unwrap();
+            let found = kind.session_placement().unwrap().find(
+                url.username().unwrap(),
+                url.password().unwrap().expose_secret(),
+            );
+            prop_assert_eq!(found, Some(session.as_str()), "{}: {}", kind, url);
+        }
+    }
 
     #[test]
     fn session_max_len_is_respected(max_len in 1usize..=128) {
