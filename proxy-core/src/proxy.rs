@@ -403,6 +403,15 @@ impl ProxyUrl {
         let password = password.into();
         validate_credential("username", &username)?;
         validate_credential("password", password.expose_secret())?;
+        // HTTP Basic joins user and password with the first ':' (RFC 7617),
+        // so a ':' in the user-id would silently move into the password.
+        if !self.protocol.is_socks() && username.contains(':') {
+            return Err(InvalidInput::Credential {
+                field: "username",
+                reason: "contains ':', which HTTP Basic proxy authentication cannot carry"
+                    .to_owned(),
+            });
+        }
         if self.protocol.is_socks() {
             for (field, len) in [
                 ("username", username.len()),
@@ -644,7 +653,14 @@ mod tests {
             })
         ));
         let http = ProxyUrl::new(Protocol::Http, "gw", 1).unwrap();
-        assert!(http.with_credentials("u".repeat(1000), "p").is_ok());
+        assert!(http.clone().with_credentials("u".repeat(1000), "p").is_ok());
+        assert!(matches!(
+            http.with_credentials("user:x", "p"),
+            Err(InvalidInput::Credential {
+                field: "username",
+                ..
+            })
+        ));
     }
 
     #[test]
