@@ -168,7 +168,11 @@ impl PostgresStore {
             .acquire()
             .await
             .map_err(|error| classify_acquire(MIGRATE, error))?;
-        let result = migrator.run(&mut *conn).await;
+        // `run_direct` is what `Migrator::run` calls after acquiring; called
+        // on the connection itself, the future stays `Send` (sqlx's own
+        // workaround for "implementation of `Acquire` is not general
+        // enough"), and we keep the connection to close on failure.
+        let result = migrator.run_direct(None, &mut *conn, false).await;
         if result.is_err() {
             // sqlx takes a session-level advisory lock and does not release
             // it when a migration fails: end the session so the lock goes
