@@ -38,11 +38,17 @@ pub fn say_once(line: &str) {
 /// The URL in `var`, or `None` (after saying how to set it) when unset.
 ///
 /// `example` is shown in the skip line, e.g.
-/// `postgres://postgres@127.0.0.1:5432/test`.
+/// `postgres://postgres@127.0.0.1:5432/test`. With testkit's `containers`
+/// feature, an unset `POSTGRES_URL`, `REDIS_URL` or `MSSQL_URL` instead
+/// gives the URL of a Docker container when an engine is reachable.
 pub fn url_from_env(var: &str, example: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(url) if !url.trim().is_empty() => Some(url),
         _ => {
+            #[cfg(feature = "containers")]
+            if let Some(url) = crate::containers::url_for_unset_var(var) {
+                return url;
+            }
             say_once(&format!(
                 "skipping {var} tests: set {var}={example} to run them"
             ));

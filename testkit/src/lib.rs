@@ -3,6 +3,8 @@
 pub mod backend;
 pub mod bench;
 pub mod conformance;
+#[cfg(feature = "containers")]
+pub mod containers;
 pub mod net;
 
 /// Expands to a module `conformance` with one `#[test]` per property of the
