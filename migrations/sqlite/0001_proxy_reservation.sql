@@ -49,9 +49,28 @@ CREATE INDEX ix_proxy_reservation_expires_at
 
 -- One row: the last generation handed out. A global counter is strictly
 -- increasing per key as well, and unlike MAX(generation) it survives purges.
+-- Writers take `last_generation + 1` in the statement that grants a lease or
+-- starts a cooldown; the triggers below record it in that same statement, so
+-- each grant stays a single atomic statement.
 CREATE TABLE proxy_generation_counter (
     id              INTEGER PRIMARY KEY CHECK (id = 1),
     last_generation INTEGER NOT NULL
 ) STRICT;
 
 INSERT INTO proxy_generation_counter (id, last_generation) VALUES (1, 0);
+
+CREATE TRIGGER proxy_reservation_generation_on_insert
+AFTER INSERT ON proxy_reservation
+BEGIN
+    UPDATE proxy_generation_counter
+    SET last_generation = NEW.generation
+    WHERE id = 1 AND last_generation < NEW.generation;
+END;
+
+CREATE TRIGGER proxy_reservation_generation_on_update
+AFTER UPDATE OF generation ON proxy_reservation
+BEGIN
+    UPDATE proxy_generation_counter
+    SET last_generation = NEW.generation
+    WHERE id = 1 AND last_generation < NEW.generation;
+END;

@@ -1,5 +1,6 @@
 //! [`SqliteStore`]: the reservation contract on one SQLite file.
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use proxy_core::{
     AppId, Lease, LeaseId, ListFilter, ReleaseOutcome, RenewOutcome, Reservation, ReservationKey,
     ReservationState, ReservationStore, ReserveOutcome, StoreError, StoreInfo, TargetDomain, Ttl,
 };
+use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::{Sqlite, SqlitePool};
 use sqlx::{QueryBuilder, SqliteConnection};
 use tokio::sync::Mutex;
@@ -33,7 +35,8 @@ macro_rules! now_ms {
 }
 
 /// Grants a lease unless an unreleased row holds the key; the partial unique
-/// index decides. ?1 ip, ?2 domain, ?3 app, ?4 TTL seconds.
+/// index decides, and a trigger records the generation in the counter in the
+/// same statement. ?1 ip, ?2 domain, ?3 app, ?4 TTL seconds.
 const INSERT_LEASE: &str = concat!(
     "INSERT INTO proxy_reservation
          (ip_address, target_domain, app_id, generation, reserved_at, expires_at, ttl_seconds)
@@ -56,10 +59,6 @@ const RETIRE_EXPIRED: &str = concat!(
      WHERE ip_address = ?1 AND target_domain = ?2 AND released = 0 AND expires_at <= ",
     now_ms!()
 );
-
-/// Records the generation just handed out. ?1 generation.
-const ADVANCE_GENERATION: &str =
-    "UPDATE proxy_generation_counter SET last_generation = ?1 WHERE id = 1";
 
 /// Conditions naming one live grant: ?1 id, ?2 generation, ?3 ip, ?4 domain.
 macro_rules! live_grant {
@@ -88,7 +87,8 @@ const RENEW: &str = concat!(
 );
 
 /// The row stays unreleased (so the index keeps the key blocked) with a new
-/// generation, which fences off the former holder. ?5 cooldown seconds.
+/// generation, which fences off the former holder; a trigger records the
+/// generation in the counter. ?5 cooldown seconds.
 const START_COOLDOWN: &str = concat!(
     "UPDATE proxy_reservation
      SET cooling_down = 1,
@@ -98,8 +98,7 @@ const START_COOLDOWN: &str = concat!(
     ", expires_at = ",
     now_ms!(),
     " + ?5 * 1000, ttl_seconds = ?5",
-    live_grant!(),
-    " RETURNING generation"
+    live_grant!()
 );
 
 /// ?1 id.
@@ -138,10 +137,11 @@ const LIST: &str = concat!(
 /// thread and process of one machine.
 ///
 /// Exclusion comes from the partial unique index on `(ip_address,
-/// target_domain) WHERE released = 0`; expiry from SQLite's clock. Writes
-/// run as `BEGIN IMMEDIATE` transactions or single statements, so a writer
-/// waits for the file lock (up to the busy timeout) instead of failing on a
-/// stale snapshot. Within one process writes also queue on an async mutex,
+/// target_domain) WHERE released = 0`; expiry from SQLite's clock. Every
+/// write is a single autocommit statement (a grant is one `INSERT … ON
+/// CONFLICT DO NOTHING RETURNING`), which takes the file's write lock when it
+/// starts and waits for it up to the busy timeout; a statement never acts on
+/// a stale snapshot. Within one process writes also queue on an async mutex,
 /// which is fairer and faster than SQLite's sleep-and-retry busy handler;
 /// between processes the busy handler does the waiting. A lock held past the
 /// busy timeout is an error ([`StoreError::Unavailable`]), never `Taken`.
@@ -218,8 +218,7 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(SqliteStoreError::from_sqlx)?;
-        migrator
-            .run(&mut *tx)
+        run_migrator(&migrator, &mut tx)
             .await
             .map_err(SqliteStoreError::from_migrate)?;
         tx.commit().await.map_err(SqliteStoreError::from_commit)
@@ -234,28 +233,24 @@ impl SqliteStore {
         let ip = key.ip().to_string();
         let domain = key.domain().as_str();
         let _turn = self.writer.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut granted = insert_lease(&mut tx, &ip, domain, app_id, ttl).await?;
+        // Each statement is atomic on its own and the unique index arbitrates
+        // every insert, so no transaction is needed: whoever retires an
+        // expired row, exactly one concurrent insert can win the key.
+        let mut granted = self.insert_lease(&ip, domain, app_id, ttl).await?;
         if granted.is_none() {
             let retired = sqlx::query(RETIRE_EXPIRED)
                 .bind(&ip)
                 .bind(domain)
-                .execute(&mut *tx)
+                .execute(&self.pool)
                 .await?
                 .rows_affected();
             if retired > 0 {
-                granted = insert_lease(&mut tx, &ip, domain, app_id, ttl).await?;
+                granted = self.insert_lease(&ip, domain, app_id, ttl).await?;
             }
         }
         let Some((id, generation, reserved_at, expires_at)) = granted else {
-            tx.rollback().await?;
             return Ok(ReserveOutcome::Taken);
         };
-        sqlx::query(ADVANCE_GENERATION)
-            .bind(generation)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await.map_err(SqliteStoreError::from_commit)?;
         Ok(ReserveOutcome::Reserved(Lease::new(
             LeaseId::from(id),
             generation_of(id, generation)?,
@@ -264,6 +259,22 @@ impl SqliteStore {
             timestamp(id, "reserved_at", reserved_at)?,
             timestamp(id, "expires_at", expires_at)?,
         )))
+    }
+
+    async fn insert_lease(
+        &self,
+        ip: &str,
+        domain: &str,
+        app_id: &AppId,
+        ttl: Ttl,
+    ) -> Result<Option<(i64, i64, i64, i64)>, sqlx::Error> {
+        sqlx::query_as(INSERT_LEASE)
+            .bind(ip)
+            .bind(domain)
+            .bind(app_id.as_str())
+            .bind(i64::from(ttl.as_secs()))
+            .fetch_optional(&self.pool)
+            .await
     }
 
     async fn release_lease(&self, lease: &Lease) -> Result<ReleaseOutcome, SqliteStoreError> {
@@ -291,25 +302,16 @@ impl SqliteStore {
             return Ok(ReleaseOutcome::NotHeld);
         };
         let _turn = self.writer.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let generation: Option<i64> = sqlx::query_scalar(START_COOLDOWN)
+        let cooled = sqlx::query(START_COOLDOWN)
             .bind(grant.id)
             .bind(grant.generation)
             .bind(&grant.ip)
             .bind(&grant.domain)
             .bind(i64::from(cooldown.as_secs()))
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(generation) = generation else {
-            tx.rollback().await?;
-            return Ok(ReleaseOutcome::NotHeld);
-        };
-        sqlx::query(ADVANCE_GENERATION)
-            .bind(generation)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await.map_err(SqliteStoreError::from_commit)?;
-        Ok(ReleaseOutcome::Released)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(release_outcome(cooled))
     }
 
     async fn renew_lease(&self, lease: &Lease, ttl: Ttl) -> Result<RenewOutcome, SqliteStoreError> {
@@ -386,22 +388,6 @@ impl SqliteStore {
     }
 }
 
-async fn insert_lease(
-    conn: &mut SqliteConnection,
-    ip: &str,
-    domain: &str,
-    app_id: &AppId,
-    ttl: Ttl,
-) -> Result<Option<(i64, i64, i64, i64)>, sqlx::Error> {
-    sqlx::query_as(INSERT_LEASE)
-        .bind(ip)
-        .bind(domain)
-        .bind(app_id.as_str())
-        .bind(i64::from(ttl.as_secs()))
-        .fetch_optional(conn)
-        .await
-}
-
 /// The (id, generation, key) of a lease as bound to the `live_grant!`
 /// parameters.
 struct Grant {
@@ -422,6 +408,18 @@ impl Grant {
             domain: lease.domain.as_str().to_owned(),
         })
     }
+}
+
+/// `Migrator::run` takes an `Acquire<'a>` whose bound is higher-ranked for
+/// `&mut SqliteConnection`, which makes every future awaiting it fail the
+/// `Send` check (so `SqliteStore::open` could not be spawned).
+/// `run_direct` is sqlx's own way around that: the same migration run on a
+/// connection we already hold.
+fn run_migrator<'c>(
+    migrator: &'c Migrator,
+    conn: &'c mut SqliteConnection,
+) -> impl Future<Output = Result<(), MigrateError>> + Send + 'c {
+    migrator.run_direct(None, conn, false)
 }
 
 fn release_outcome(rows: u64) -> ReleaseOutcome {
@@ -445,6 +443,18 @@ fn generation_of(id: i64, generation: i64) -> Result<u64, SqliteStoreError> {
         id,
         column: "generation",
         value: generation.to_string(),
+    })
+}
+
+/// Reads back a stored (already normalised) domain.
+///
+/// An IPv6 target is stored bare (`2001:db8::1`), which `TargetDomain::parse`
+/// reads as host and port; it accepts it in brackets.
+fn stored_domain(text: &str) -> Option<TargetDomain> {
+    TargetDomain::parse(text).ok().or_else(|| {
+        text.parse::<std::net::Ipv6Addr>()
+            .ok()
+            .and_then(|_| TargetDomain::parse(&format!("[{text}]")).ok())
     })
 }
 
@@ -477,8 +487,8 @@ impl ListedRow {
             .ip_address
             .parse()
             .map_err(|_| corrupt("ip_address", &self.ip_address))?;
-        let domain = TargetDomain::parse(&self.target_domain)
-            .map_err(|_| corrupt("target_domain", &self.target_domain))?;
+        let domain = stored_domain(&self.target_domain)
+            .ok_or_else(|| corrupt("target_domain", &self.target_domain))?;
         let app_id =
             AppId::new(self.app_id.as_str()).map_err(|_| corrupt("app_id", &self.app_id))?;
         let (state, released_at) = if self.released {

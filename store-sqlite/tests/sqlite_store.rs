@@ -126,6 +126,39 @@ async fn busy_database_is_unavailable_not_taken() {
     must_reserve(&store, &key(1), 60).await;
 }
 
+/// Opening a file that another process holds locked (say, while creating
+/// it) waits for the lock instead of failing.
+#[tokio::test]
+async fn open_waits_for_a_locked_fresh_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("locked.db");
+    let mut other =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+    let mut creating = other.begin_with("BEGIN EXCLUSIVE").await.unwrap();
+    sqlx::query("CREATE TABLE unrelated (x INTEGER)")
+        .execute(&mut *creating)
+        .await
+        .unwrap();
+
+    let opening = tokio::spawn({
+        let path = path.clone();
+        async move {
+            SqliteStoreOptions::new()
+                .busy_timeout(Duration::from_secs(10))
+                .open(&path)
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    creating.commit().await.unwrap();
+    other.close().await.unwrap();
+
+    let store = opening.await.unwrap().expect("open after the lock is gone");
+    must_reserve(&store, &key(1), 60).await;
+}
+
 /// Generations come from a counter, so purging every row of a key does not
 /// let them start over.
 #[tokio::test]
@@ -268,10 +301,44 @@ async fn connect_accepts_file_and_memory_urls() {
     }
 }
 
+/// Domains read back from the table equal the ones stored, IPv6 literals
+/// and punycode included.
+#[tokio::test]
+async fn listed_domains_round_trip() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    for (n, target) in ["[2001:db8::1]", "bücher.example", "203.0.113.9"]
+        .into_iter()
+        .enumerate()
+    {
+        let key = ReservationKey::parse(&format!("192.0.2.{n}"), target).unwrap();
+        let lease = must_reserve(&store, &key, 60).await;
+        let rows = store
+            .list(&ListFilter::domain(key.domain().clone()))
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1, "{target}: {rows:?}");
+        assert_eq!(rows[0].lease, lease, "{target}");
+    }
+}
+
 #[tokio::test]
 async fn info_names_sqlite_with_history() {
     let store = SqliteStore::in_memory().await.unwrap();
     let info = store.info();
     assert_eq!(info.name, "sqlite");
     assert!(info.keeps_history);
+}
+
+/// Every constructor's future can be spawned (a compile-time check).
+#[tokio::test]
+async fn constructor_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let options = SqliteStoreOptions::new();
+    assert_send(&SqliteStore::open("unused.db"));
+    assert_send(&SqliteStore::connect("sqlite::memory:"));
+    assert_send(&SqliteStore::in_memory());
+    assert_send(&options.open("unused.db"));
+    assert_send(&options.in_memory());
+    let store = SqliteStore::from_pool(sqlx::SqlitePool::connect_lazy("sqlite::memory:").unwrap());
+    assert_send(&store.migrate());
 }
