@@ -21,14 +21,19 @@ GO
 
 -- Fencing generations. A sequence, not MAX(generation) + 1: it keeps
 -- increasing for every key even after old rows are purged. NO CYCLE: a
--- generation never repeats. Cached values lost in a crash leave gaps, never
--- a step back.
+-- generation never repeats. SQL Server's sequence cache belongs to the
+-- instance, not to a session, so values are still handed out in increasing
+-- order; cached values lost in a crash leave gaps, never a step back.
 CREATE SEQUENCE [$(SCHEMA)].[proxy_reservation_generation]
     AS bigint START WITH 1 INCREMENT BY 1 NO CYCLE CACHE 100;
 GO
 
--- Times are UTC on the server's clock (SYSUTCDATETIME()); no application
--- clock is ever written here.
+-- The columns id, ip_address, target_domain, app_id, reserved_at,
+-- ttl_seconds and released keep the names and meanings of the original
+-- design (as in store-postgres), so its applications can share the table: a
+-- row expires at DATEADD(second, ttl_seconds, reserved_at). The extra
+-- columns have defaults or allow NULL. Times are UTC on the server's clock
+-- (SYSUTCDATETIME()); no application clock is ever written here.
 --
 -- The key columns use a binary collation: SQL Server's default collations
 -- are usually case-insensitive, and every collation ignores trailing spaces
@@ -37,32 +42,27 @@ GO
 -- a binary comparison is exact and cheap. app_id is Unicode and compared
 -- literally too ('App' and 'app' are two apps, as everywhere else).
 CREATE TABLE [$(SCHEMA)].[proxy_reservation] (
-    id             bigint IDENTITY(1, 1) NOT NULL,
-    ip_address     varchar(45)  COLLATE Latin1_General_100_BIN2 NOT NULL,
-    target_domain  varchar(255) COLLATE Latin1_General_100_BIN2 NOT NULL,
-    app_id         nvarchar(64) COLLATE Latin1_General_100_BIN2 NOT NULL,
-    reserved_at    datetime2(7) NOT NULL,
-    ttl_seconds    int NOT NULL
+    id            bigint IDENTITY(1, 1) NOT NULL,
+    ip_address    varchar(45)  COLLATE Latin1_General_100_BIN2 NOT NULL,
+    target_domain varchar(255) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    app_id        nvarchar(64) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    reserved_at   datetime2(7) NOT NULL
+        CONSTRAINT df_proxy_reservation_reserved_at DEFAULT (SYSUTCDATETIME()),
+    ttl_seconds   int NOT NULL
         CONSTRAINT df_proxy_reservation_ttl_seconds DEFAULT (1800),
-    released       bit NOT NULL
+    released      bit NOT NULL
         CONSTRAINT df_proxy_reservation_released DEFAULT (0),
-    -- Fencing token, from proxy_reservation_generation.
-    generation     bigint NOT NULL,
-    expires_at     datetime2(7) NOT NULL,
-    released_at    datetime2(7) NULL,
-    -- 'released' (by its holder or an operator) or 'expired' (ended by its
-    -- TTL and released when the key was taken over).
-    release_reason varchar(8) NULL,
+    -- Fencing token: strictly increasing per key, also across purges.
+    generation    bigint NOT NULL
+        CONSTRAINT df_proxy_reservation_generation
+        DEFAULT (NEXT VALUE FOR [$(SCHEMA)].[proxy_reservation_generation]),
+    -- When the row was released: by its holder or an operator (before its
+    -- expiry), or by a takeover (set to the moment it expired).
+    released_at   datetime2(7) NULL,
     -- 1 while the row is a cooldown hold owned by nobody.
-    cooldown       bit NOT NULL
-        CONSTRAINT df_proxy_reservation_cooldown DEFAULT (0),
-    CONSTRAINT pk_proxy_reservation PRIMARY KEY CLUSTERED (id),
-    CONSTRAINT ck_proxy_reservation_ttl_seconds CHECK (ttl_seconds > 0),
-    CONSTRAINT ck_proxy_reservation_release_reason
-        CHECK (release_reason IN ('released', 'expired')),
-    CONSTRAINT ck_proxy_reservation_released_at
-        CHECK ((released = 0 AND released_at IS NULL AND release_reason IS NULL)
-            OR (released = 1 AND released_at IS NOT NULL AND release_reason IS NOT NULL))
+    cooling_down  bit NOT NULL
+        CONSTRAINT df_proxy_reservation_cooling_down DEFAULT (0),
+    CONSTRAINT pk_proxy_reservation PRIMARY KEY CLUSTERED (id)
 );
 GO
 
@@ -83,7 +83,7 @@ CREATE NONCLUSTERED INDEX ix_proxy_reservation_app
 CREATE NONCLUSTERED INDEX ix_proxy_reservation_released_at
     ON [$(SCHEMA)].[proxy_reservation] (released_at)
     WHERE released = 1;
-CREATE NONCLUSTERED INDEX ix_proxy_reservation_expires_at
-    ON [$(SCHEMA)].[proxy_reservation] (expires_at)
+CREATE NONCLUSTERED INDEX ix_proxy_reservation_unreleased
+    ON [$(SCHEMA)].[proxy_reservation] (reserved_at) INCLUDE (ttl_seconds)
     WHERE released = 0;
 GO

@@ -259,7 +259,7 @@ pub(crate) fn session_setup_batch(lock_timeout_millis: i32) -> String {
     sql.push_str(&format!("SET LOCK_TIMEOUT {lock_timeout_millis};\n"));
     let checks: Vec<String> = REQUIRED_SET_OPTIONS
         .iter()
-        .map(|(option, _)| format!("CAST(SESSIONPROPERTY('{option}') AS int) AS {option}"))
+        .map(|(option, _)| format!("CAST(SESSIONPROPERTY('{option}') AS int) AS [{option}]"))
         .collect();
     sql.push_str(&format!("SELECT {};", checks.join(", ")));
     sql

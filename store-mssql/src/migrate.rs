@@ -80,6 +80,8 @@ pub(crate) fn prepare_sql(schema: &Schema) -> String {
     // The schema passed Schema::new: letters, digits and '_' only, so it
     // can stand inside a string literal and brackets as is.
     let name = schema.name();
+    // Both CREATEs run as dynamic SQL so that they are compiled only once
+    // their IF has decided (CREATE SCHEMA must also be alone in its batch).
     format!(
         "SET XACT_ABORT ON;
 BEGIN TRANSACTION;
@@ -87,15 +89,15 @@ BEGIN TRANSACTION;
 IF SCHEMA_ID(N'{name}') IS NULL
     EXEC(N'CREATE SCHEMA [{name}]');
 IF OBJECT_ID(N'[{name}].[{MIGRATIONS_TABLE}]', N'U') IS NULL
-    CREATE TABLE {table} (
-        version    int NOT NULL CONSTRAINT pk_{MIGRATIONS_TABLE} PRIMARY KEY,
-        name       nvarchar(128) NOT NULL,
-        checksum   char(16) NOT NULL,
-        applied_at datetime2(7) NOT NULL
+    EXEC(N'CREATE TABLE {table} (
+        version         int NOT NULL CONSTRAINT pk_{MIGRATIONS_TABLE} PRIMARY KEY,
+        name            nvarchar(128) NOT NULL,
+        script_checksum char(16) NOT NULL,
+        applied_at      datetime2(7) NOT NULL
             CONSTRAINT df_{MIGRATIONS_TABLE}_applied_at DEFAULT (SYSUTCDATETIME())
-    );
+    )');
 COMMIT TRANSACTION;
-SELECT version, checksum FROM {table} ORDER BY version;",
+SELECT version, script_checksum FROM {table} ORDER BY version;",
         lock = lock_sql()
     )
 }
@@ -118,7 +120,7 @@ BEGIN
         sql.push_str(&format!("    EXEC sp_executesql @P{};\n", n + 4));
     }
     sql.push_str(&format!(
-        "    INSERT INTO {table} (version, name, checksum) VALUES (@P1, @P2, @P3);
+        "    INSERT INTO {table} (version, name, script_checksum) VALUES (@P1, @P2, @P3);
 END;
 COMMIT TRANSACTION;"
     ));
@@ -131,7 +133,9 @@ fn lock_sql() -> String {
 EXEC @lock = sp_getapplock @Resource = N'proxy_reserve.migrate', @LockMode = N'Exclusive',
      @LockOwner = N'Transaction', @LockTimeout = {MIGRATION_LOCK_TIMEOUT_MS};
 IF @lock < 0
-    THROW 50000, N'proxy_reserve: timed out waiting for another migrate() to finish', 1;"
+BEGIN
+    THROW 50000, N'proxy_reserve: timed out waiting for another migrate() to finish', 1;
+END;"
     )
 }
 
@@ -174,12 +178,12 @@ pub(crate) async fn run(
     let mut applied = Vec::with_capacity(rows.len());
     for row in &rows {
         let version = row.try_get::<i32, _>("version").ok().flatten();
-        let checksum = row.try_get::<&str, _>("checksum").ok().flatten();
+        let checksum = row.try_get::<&str, _>("script_checksum").ok().flatten();
         match (version, checksum) {
             (Some(v), Some(c)) => applied.push((v, c.to_owned())),
             _ => {
                 return Err(MssqlStoreError::UnexpectedResult {
-                    what: format!("a row of {MIGRATIONS_TABLE} without version or checksum"),
+                    what: format!("a row of {MIGRATIONS_TABLE} without version or script_checksum"),
                     source: None,
                 });
             }
@@ -268,21 +272,24 @@ mod tests {
     fn the_table_has_the_columns_of_the_design() {
         let script = MIGRATIONS[0].script;
         for column in [
-            "id             bigint IDENTITY(1, 1) NOT NULL",
-            "ip_address     varchar(45)",
-            "target_domain  varchar(255)",
-            "app_id         nvarchar(64)",
-            "reserved_at    datetime2(7) NOT NULL",
-            "ttl_seconds    int NOT NULL",
+            "id            bigint IDENTITY(1, 1) NOT NULL",
+            "ip_address    varchar(45)",
+            "target_domain varchar(255)",
+            "app_id        nvarchar(64)",
+            "reserved_at   datetime2(7) NOT NULL",
+            "ttl_seconds   int NOT NULL",
             "DEFAULT (1800)",
-            "released       bit NOT NULL",
-            "generation     bigint NOT NULL",
-            "expires_at     datetime2(7) NOT NULL",
-            "released_at    datetime2(7) NULL",
-            "cooldown       bit NOT NULL",
+            "released      bit NOT NULL",
+            "generation    bigint NOT NULL",
+            "DEFAULT (NEXT VALUE FOR [$(SCHEMA)].[proxy_reservation_generation])",
+            "released_at   datetime2(7) NULL",
+            "cooling_down  bit NOT NULL",
         ] {
             assert!(script.contains(column), "missing {column}");
         }
+        // The columns of store-postgres, no more: expiry is computed.
+        assert!(!script.contains("expires_at"));
+        assert!(!script.contains("release_reason"));
     }
 
     #[test]
@@ -362,6 +369,9 @@ mod tests {
         assert!(!sql.contains("@P7"));
         let prepare = prepare_sql(&Schema::new("proxy").unwrap());
         assert!(prepare.contains("EXEC(N'CREATE SCHEMA [proxy]')"));
-        assert!(prepare.contains("CREATE TABLE [proxy].[proxy_reservation_migrations]"));
+        assert!(prepare.contains("EXEC(N'CREATE TABLE [proxy].[proxy_reservation_migrations] ("));
+        assert!(prepare.contains(
+            "SELECT version, script_checksum FROM [proxy].[proxy_reservation_migrations]"
+        ));
     }
 }

@@ -10,6 +10,19 @@
 //! `varchar` variables: comparing a `varchar` column with an `nvarchar`
 //! value would convert the column instead and could turn the index seek
 //! into a scan. Both are ASCII after normalisation, so nothing is lost.
+//!
+//! A row expires at `DATEADD(second, ttl_seconds, reserved_at)`, the rule of
+//! the original design (and of store-postgres), so its applications and
+//! this store agree on expiry when they share the table.
+//!
+//! # Clock
+//!
+//! `SYSUTCDATETIME()` is read once per statement, when it starts; a
+//! statement that first waits for a row lock judges expiry by that slightly
+//! earlier instant. For a takeover this only delays it (never early); for
+//! release, renew and cooldown the only concurrent writer of a row is a
+//! takeover or an operator release, after which `released = 1` no longer
+//! matches.
 
 use std::fmt;
 
@@ -92,9 +105,13 @@ pub(crate) struct Statements {
     table: String,
 }
 
-/// Columns read back for a lease, in this order.
+/// When a row expires, for a statement on the table.
+pub(crate) const EXPIRES_AT: &str = "DATEADD(second, ttl_seconds, reserved_at)";
+
+/// Columns read for a lease, with its expiry as `expires_at`.
 pub(crate) const LEASE_COLUMNS: &str = "id, generation, ip_address, target_domain, app_id, \
-     reserved_at, expires_at, released, released_at, release_reason, cooldown";
+     reserved_at, DATEADD(second, ttl_seconds, reserved_at) AS expires_at, released, released_at, \
+     cooling_down";
 
 /// Rows a purge deletes per statement, so that it never escalates to a
 /// table lock that would stall reservers.
@@ -105,14 +122,14 @@ impl Statements {
         let table = schema.qualify(TABLE);
         let sequence = schema.qualify(GENERATION_SEQUENCE);
         Self {
-            reserve: reserve_sql(&table, &sequence),
+            reserve: reserve_sql(&table),
             release: format!(
                 "DECLARE @now datetime2(7) = SYSUTCDATETIME();
 UPDATE {table}
-   SET released = 1, released_at = @now, release_reason = 'released'
+   SET released = 1, released_at = @now
 OUTPUT inserted.id
  WHERE id = @P1 AND generation = @P2
-   AND released = 0 AND cooldown = 0 AND expires_at > @now;"
+   AND released = 0 AND cooling_down = 0 AND {EXPIRES_AT} > @now;"
             ),
             // The cooldown keeps the row (and so the key's place in the
             // unique index) and gets a new generation, which makes the
@@ -120,30 +137,34 @@ OUTPUT inserted.id
             release_with_cooldown: format!(
                 "DECLARE @now datetime2(7) = SYSUTCDATETIME();
 UPDATE {table}
-   SET cooldown = 1,
+   SET cooling_down = 1,
        generation = NEXT VALUE FOR {sequence},
        reserved_at = @now,
-       ttl_seconds = @P3,
-       expires_at = DATEADD(second, @P3, @now)
+       ttl_seconds = @P3
 OUTPUT inserted.id
  WHERE id = @P1 AND generation = @P2
-   AND released = 0 AND cooldown = 0 AND expires_at > @now;"
+   AND released = 0 AND cooling_down = 0 AND {EXPIRES_AT} > @now;"
             ),
+            // Renewal keeps reserved_at (when the lease was granted) and
+            // sets ttl_seconds to the whole seconds elapsed, rounded up,
+            // plus the new TTL, so that expiry stays reserved_at +
+            // ttl_seconds for every reader of the table (at most a second
+            // later than asked, never earlier).
             renew: format!(
                 "DECLARE @now datetime2(7) = SYSUTCDATETIME();
 UPDATE {table}
-   SET ttl_seconds = @P3, expires_at = DATEADD(second, @P3, @now)
+   SET ttl_seconds = CAST(CEILING(DATEDIFF_BIG(microsecond, reserved_at, @now) / 1000000.0) AS int) + @P3
 OUTPUT {}
  WHERE id = @P1 AND generation = @P2
-   AND released = 0 AND cooldown = 0 AND expires_at > @now;",
+   AND released = 0 AND cooling_down = 0 AND {EXPIRES_AT} > @now;",
                 inserted_columns()
             ),
             release_by_id: format!(
                 "DECLARE @now datetime2(7) = SYSUTCDATETIME();
 UPDATE {table}
-   SET released = 1, released_at = @now, release_reason = 'released'
+   SET released = 1, released_at = @now
 OUTPUT inserted.id
- WHERE id = @P1 AND released = 0 AND expires_at > @now;"
+ WHERE id = @P1 AND released = 0 AND {EXPIRES_AT} > @now;"
             ),
             purge: purge_sql(&table),
             table,
@@ -171,7 +192,7 @@ OUTPUT inserted.id
             conditions.push(format!("app_id = {}", param()));
         }
         if !query.include_released {
-            conditions.push("released = 0 AND expires_at > @now".to_owned());
+            conditions.push(format!("released = 0 AND {EXPIRES_AT} > @now"));
         }
         let top = if query.limit {
             format!("TOP ({}) ", param())
@@ -185,7 +206,7 @@ OUTPUT inserted.id
         };
         format!(
             "DECLARE @now datetime2(7) = SYSUTCDATETIME();
-SELECT {top}{LEASE_COLUMNS}, @now AS now
+SELECT {top}{LEASE_COLUMNS}, @now AS as_of
   FROM {table}{filter}
  ORDER BY reserved_at DESC, generation DESC;",
             table = self.table
@@ -202,12 +223,13 @@ pub(crate) struct ListQuery {
     pub(crate) limit: bool,
 }
 
+/// [`LEASE_COLUMNS`] as seen by an `OUTPUT` clause.
 fn inserted_columns() -> String {
-    LEASE_COLUMNS
-        .split(", ")
-        .map(|c| format!("inserted.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ")
+    "inserted.id, inserted.generation, inserted.ip_address, inserted.target_domain, \
+     inserted.app_id, inserted.reserved_at, \
+     DATEADD(second, inserted.ttl_seconds, inserted.reserved_at) AS expires_at, \
+     inserted.released, inserted.released_at, inserted.cooling_down"
+        .to_owned()
 }
 
 /// The reserve batch: one round trip, one transaction, the unique filtered
@@ -244,7 +266,7 @@ fn inserted_columns() -> String {
 /// No `MERGE`: without `HOLDLOCK` two MERGEs can both see "no row" and both
 /// insert (the index would still stop the second, but MERGE adds nothing to
 /// the UPDATE + INSERT pair and has a long list of known issues).
-fn reserve_sql(table: &str, sequence: &str) -> String {
+fn reserve_sql(table: &str) -> String {
     format!(
         "SET XACT_ABORT ON;
 DECLARE @ip varchar(45) = CONVERT(varchar(45), @P1);
@@ -259,27 +281,31 @@ DECLARE @granted TABLE (
 BEGIN TRY
     BEGIN TRANSACTION;
     UPDATE {table}
-       SET released = 1, released_at = expires_at, release_reason = 'expired'
+       SET released = 1, released_at = {EXPIRES_AT}
      WHERE ip_address = @ip AND target_domain = @domain
-       AND released = 0 AND expires_at <= SYSUTCDATETIME();
+       AND released = 0 AND {EXPIRES_AT} <= SYSUTCDATETIME();
     SET @now = SYSUTCDATETIME();
-    INSERT INTO {table}
-           (ip_address, target_domain, app_id, reserved_at, ttl_seconds, generation, expires_at)
-    OUTPUT inserted.id, inserted.generation, inserted.reserved_at, inserted.expires_at
+    INSERT INTO {table} (ip_address, target_domain, app_id, reserved_at, ttl_seconds)
+    OUTPUT inserted.id, inserted.generation, inserted.reserved_at,
+           DATEADD(second, inserted.ttl_seconds, inserted.reserved_at)
       INTO @granted
-    VALUES (@ip, @domain, @P3, @now, @P4, NEXT VALUE FOR {sequence}, DATEADD(second, @P4, @now));
+    VALUES (@ip, @domain, @P3, @now, @P4);
     COMMIT TRANSACTION;
 END TRY
 BEGIN CATCH
     IF XACT_STATE() <> 0 ROLLBACK TRANSACTION;
-    IF ERROR_NUMBER() NOT IN (2601, 2627) THROW;
+    IF ERROR_NUMBER() NOT IN (2601, 2627)
+    BEGIN
+        THROW;
+    END;
 END CATCH;
 SELECT id, generation, reserved_at, expires_at FROM @granted;"
     )
 }
 
 /// Deletes released history and expired rows older than a cutoff, in
-/// chunks. Parameters: `@P1` whole seconds, `@P2` extra milliseconds.
+/// chunks. (Rows released by applications of the original design have no
+/// `released_at`; their grant time stands in.) Parameters: `@P1` whole seconds, `@P2` extra milliseconds.
 /// Result: one row, the number of rows deleted.
 fn purge_sql(table: &str) -> String {
     format!(
@@ -289,7 +315,8 @@ WHILE @batch > 0
 BEGIN
     DELETE TOP ({PURGE_CHUNK}) FROM {table}
      WHERE (released = 1 AND released_at < @cutoff)
-        OR (released = 0 AND expires_at < @cutoff);
+        OR (released = 1 AND released_at IS NULL AND reserved_at < @cutoff)
+        OR (released = 0 AND {EXPIRES_AT} < @cutoff);
     SET @batch = ROWCOUNT_BIG();
     SET @deleted = @deleted + @batch;
 END;
@@ -360,13 +387,15 @@ mod tests {
             assert!(!sql.contains("[dbo]"), "{sql}");
             assert!(!sql.contains("MERGE"), "{sql}");
         }
-        assert!(
-            s.reserve
-                .contains("NEXT VALUE FOR [proxy].[proxy_reservation_generation]")
-        );
+        // A new row takes its generation from the column default; a
+        // cooldown draws a new one explicitly.
+        assert!(s.reserve.contains(
+            "INSERT INTO [proxy].[proxy_reservation] (ip_address, target_domain, app_id, reserved_at, ttl_seconds)"
+        ));
+        assert!(!s.reserve.contains("NEXT VALUE"));
         assert!(
             s.release_with_cooldown
-                .contains("NEXT VALUE FOR [proxy].[proxy_reservation_generation]")
+                .contains("generation = NEXT VALUE FOR [proxy].[proxy_reservation_generation]")
         );
     }
 
@@ -378,13 +407,14 @@ mod tests {
             "BEGIN TRY",
             "BEGIN TRANSACTION;",
             "UPDATE [dbo].[proxy_reservation]",
-            "expires_at <= SYSUTCDATETIME()",
+            "released = 0 AND DATEADD(second, ttl_seconds, reserved_at) <= SYSUTCDATETIME();",
             "INSERT INTO [dbo].[proxy_reservation]",
             "INTO @granted",
             "COMMIT TRANSACTION;",
             "BEGIN CATCH",
             "IF XACT_STATE() <> 0 ROLLBACK TRANSACTION;",
-            "IF ERROR_NUMBER() NOT IN (2601, 2627) THROW;",
+            "IF ERROR_NUMBER() NOT IN (2601, 2627)",
+            "THROW;",
             "END CATCH;",
             "SELECT id, generation, reserved_at, expires_at FROM @granted;",
         ];
@@ -398,8 +428,16 @@ mod tests {
         // Values only as parameters; keys converted once to varchar.
         assert!(sql.contains("CONVERT(varchar(45), @P1)"));
         assert!(sql.contains("CONVERT(varchar(255), @P2)"));
-        assert!(sql.contains("VALUES (@ip, @domain, @P3, @now, @P4,"));
-        assert!(sql.contains("DATEADD(second, @P4, @now)"));
+        assert!(sql.contains(
+            "INSERT INTO [dbo].[proxy_reservation] (ip_address, target_domain, app_id, reserved_at, ttl_seconds)"
+        ));
+        assert!(sql.contains("VALUES (@ip, @domain, @P3, @now, @P4);"));
+        // A taken-over row is marked released at the moment it expired.
+        assert!(
+            sql.contains(
+                "SET released = 1, released_at = DATEADD(second, ttl_seconds, reserved_at)"
+            )
+        );
         assert!(!sql.contains("GETDATE"), "store clock is SYSUTCDATETIME");
     }
 
@@ -409,18 +447,25 @@ mod tests {
         for sql in [&s.release, &s.release_with_cooldown, &s.renew] {
             assert!(sql.contains("WHERE id = @P1 AND generation = @P2"), "{sql}");
             assert!(
-                sql.contains("released = 0 AND cooldown = 0 AND expires_at > @now"),
+                sql.contains(
+                    "released = 0 AND cooling_down = 0 AND DATEADD(second, ttl_seconds, reserved_at) > @now"
+                ),
                 "{sql}"
             );
             assert!(sql.contains("OUTPUT inserted."), "{sql}");
         }
-        assert!(
-            s.release_by_id
-                .contains("WHERE id = @P1 AND released = 0 AND expires_at > @now")
-        );
+        assert!(s.release_by_id.contains(
+            "WHERE id = @P1 AND released = 0 AND DATEADD(second, ttl_seconds, reserved_at) > @now"
+        ));
         assert!(!s.release_by_id.contains("generation"));
         assert!(s.renew.contains("inserted.app_id"));
-        assert!(s.release.contains("release_reason = 'released'"));
+        assert!(s.release.contains("SET released = 1, released_at = @now"));
+        // Renewal keeps reserved_at and extends ttl_seconds past the time
+        // already elapsed.
+        assert!(s.renew.contains(
+            "SET ttl_seconds = CAST(CEILING(DATEDIFF_BIG(microsecond, reserved_at, @now) / 1000000.0) AS int) + @P3"
+        ));
+        assert!(!s.renew.contains("reserved_at ="));
     }
 
     #[test]
@@ -428,7 +473,7 @@ mod tests {
         let s = statements();
         let all = s.list(&ListQuery::default());
         assert!(
-            all.contains("WHERE released = 0 AND expires_at > @now"),
+            all.contains("WHERE released = 0 AND DATEADD(second, ttl_seconds, reserved_at) > @now"),
             "{all}"
         );
         assert!(!all.contains("@P1"));
@@ -470,7 +515,10 @@ mod tests {
         let sql = statements().purge;
         assert!(sql.contains(&format!("DELETE TOP ({PURGE_CHUNK})")));
         assert!(sql.contains("(released = 1 AND released_at < @cutoff)"));
-        assert!(sql.contains("(released = 0 AND expires_at < @cutoff)"));
+        assert!(sql.contains("(released = 1 AND released_at IS NULL AND reserved_at < @cutoff)"));
+        assert!(
+            sql.contains("(released = 0 AND DATEADD(second, ttl_seconds, reserved_at) < @cutoff)")
+        );
         assert!(sql.contains("DATEADD(second, -@P1, SYSUTCDATETIME())"));
         assert!(sql.contains("SELECT @deleted"));
     }

@@ -257,27 +257,40 @@ fn lease_from_row(row: &Row) -> Result<Lease, MssqlStoreError> {
 /// A listed row: the lease and its state as of the listing's `now`.
 fn reservation_from_row(row: &Row) -> Result<Reservation, MssqlStoreError> {
     let lease = lease_from_row(row)?;
-    let now: DateTime<Utc> = column(row, "now")?;
+    let now: DateTime<Utc> = column(row, "as_of")?;
     let released: bool = column(row, "released")?;
-    let cooldown: bool = column(row, "cooldown")?;
+    let cooling_down: bool = column(row, "cooling_down")?;
     let released_at: Option<DateTime<Utc>> = optional(row, "released_at")?;
-    let reason: Option<&str> = optional(row, "release_reason")?;
-    let (state, released_at) = if released {
-        let state = if reason == Some("expired") {
-            ReservationState::Expired
-        } else {
-            ReservationState::Released
+    let (state, released_at) = state_of(&lease, now, released, cooling_down, released_at);
+    Ok(Reservation::new(lease, state, released_at))
+}
+
+/// What a row is at `now`, and when it ended if it did.
+///
+/// A takeover marks the expired row released at the moment it expired,
+/// while a holder or operator can only release a row before that moment:
+/// so a release time at or after the expiry means "expired".
+fn state_of(
+    lease: &Lease,
+    now: DateTime<Utc>,
+    released: bool,
+    cooling_down: bool,
+    released_at: Option<DateTime<Utc>>,
+) -> (ReservationState, Option<DateTime<Utc>>) {
+    if released {
+        let state = match released_at {
+            Some(at) if at >= lease.expires_at => ReservationState::Expired,
+            _ => ReservationState::Released,
         };
         (state, released_at)
     } else if lease.expires_at <= now {
         // Expired, not yet taken over: it ended when its TTL ran out.
         (ReservationState::Expired, Some(lease.expires_at))
-    } else if cooldown {
+    } else if cooling_down {
         (ReservationState::CoolingDown, None)
     } else {
         (ReservationState::Held, None)
-    };
-    Ok(Reservation::new(lease, state, released_at))
+    }
 }
 
 #[async_trait]
@@ -462,7 +475,56 @@ impl ReservationStore for MssqlStore {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
+    use chrono::TimeZone;
+
+    fn lease(reserved: i64, expires: i64) -> Lease {
+        Lease::new(
+            LeaseId::from(1_i64),
+            1,
+            &ReservationKey::parse("198.51.100.1", "example.com").unwrap(),
+            AppId::new("app").unwrap(),
+            Utc.timestamp_opt(reserved, 0).unwrap(),
+            Utc.timestamp_opt(expires, 0).unwrap(),
+        )
+    }
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(seconds, 0).unwrap()
+    }
+
+    #[test]
+    fn row_states_follow_the_server_clock() {
+        use ReservationState::*;
+        let l = lease(100, 160);
+        assert_eq!(state_of(&l, at(120), false, false, None), (Held, None));
+        assert_eq!(
+            state_of(&l, at(120), false, true, None),
+            (CoolingDown, None)
+        );
+        // Past its expiry, unreleased: expired at its expiry.
+        assert_eq!(
+            state_of(&l, at(160), false, false, None),
+            (Expired, Some(at(160)))
+        );
+        assert_eq!(
+            state_of(&l, at(200), false, true, None),
+            (Expired, Some(at(160)))
+        );
+        // Released by its holder before expiry, or taken over after it.
+        assert_eq!(
+            state_of(&l, at(300), true, false, Some(at(130))),
+            (Released, Some(at(130)))
+        );
+        assert_eq!(
+            state_of(&l, at(300), true, false, Some(at(160))),
+            (Expired, Some(at(160)))
+        );
+        // Released by an application of the original design (no time).
+        assert_eq!(state_of(&l, at(300), true, false, None), (Released, None));
+    }
 
     #[test]
     fn only_positive_numeric_lease_ids_are_row_ids() {
