@@ -41,15 +41,15 @@ pub enum StatementMode {
     /// For transaction-mode poolers that do not track prepared statements
     /// (PgBouncer before 1.21 or with `max_prepared_statements = 0`, and
     /// similar). sqlx 0.9 sends every parameterised query as *two*
-    /// synchronised exchanges (Parse + Describe + Sync, then Bind + Execute
-    /// + Sync) — also for unnamed statements and with
-    /// `statement_cache_capacity(0)` — and a transaction-mode pooler may
-    /// hand the second to another server connection. Here each operation is
-    /// one Query message, so it stays on one server connection and is one
-    /// round trip; the timeouts travel in it as `SET LOCAL`, so they hold on
-    /// whichever server connection the pooler picks. Run
-    /// [`PostgresStore::migrate`] over a direct connection: sqlx's
-    /// migrator needs prepared statements and a session advisory lock.
+    /// synchronised exchanges (Parse, Describe and Sync; then Bind, Execute
+    /// and Sync), also for unnamed statements and with
+    /// `statement_cache_capacity(0)`, and a transaction-mode pooler may
+    /// hand the second exchange to another server connection. Here each
+    /// operation is one Query message, so it stays on one server connection
+    /// and is one round trip; the timeouts travel in it as `SET LOCAL`, so
+    /// they hold on whichever server connection the pooler picks. Run
+    /// [`PostgresStore::migrate`] over a direct connection: sqlx's migrator
+    /// needs prepared statements and a session advisory lock.
     SimpleQuery,
 }
 

@@ -616,3 +616,35 @@ async fn purge_uses_the_database_clock_and_keeps_active_rows() {
     assert_eq!(row.get::<i64, _>("n"), 1);
     scratch.cleanup().await;
 }
+
+/// What the README's pooler advice rests on (sqlx 0.9): a statement cache
+/// of 0 does not make sqlx use unnamed statements. Every parameterised
+/// query is still prepared as a *named* statement (`sqlx_s_N`) that is never
+/// closed, so behind a transaction-mode pooler without prepared-statement
+/// support names collide, and on a direct connection they pile up.
+#[tokio::test]
+async fn sqlx_statement_cache_zero_still_prepares_named_statements() {
+    let Some(scratch) = Scratch::new("sqlx_cache").await else {
+        return;
+    };
+    let options: sqlx::postgres::PgConnectOptions = scratch.url.parse().unwrap();
+    let mut conn = PgConnection::connect_with(&options.statement_cache_capacity(0))
+        .await
+        .unwrap();
+    for n in 0..3 {
+        let _: i32 = sqlx::query_scalar("SELECT $1::int")
+            .bind(n)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    }
+    let names: Vec<String> =
+        sqlx::raw_sql("SELECT name FROM pg_prepared_statements ORDER BY name")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get::<String, _>("name"))
+            .collect();
+    assert_eq!(names, ["sqlx_s_1", "sqlx_s_2", "sqlx_s_3"]);
+}
