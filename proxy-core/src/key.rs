@@ -79,6 +79,11 @@ impl TargetDomain {
         if control_character_at(trimmed).is_some() {
             return Err(error("contains a control character"));
         }
+        // A bare IP literal (an IPv6 one has no brackets in canonical form,
+        // so it would not parse as a URL authority).
+        if let Ok(ip) = normalize_ip(trimmed) {
+            return Ok(Self(ip.to_string()));
+        }
         // Without a scheme, read the value as the authority of an http URL, so
         // that "example.com/path" and "example.com:8080" reduce to the host.
         let url = if trimmed.contains("://") {
