@@ -14,6 +14,7 @@ use proxy_core::{
 use reqwest::header::{ACCEPT, HeaderValue};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
+use tracing::{debug, trace};
 
 use crate::answer::{AnswerError, DEFAULT_MAX_ANSWER_BYTES, is_public, parse_answer};
 use crate::classify::{AttemptError, Path, classify_status, classify_transport};
@@ -507,13 +508,19 @@ impl JudgeVerifier {
                                 health.record_failure(judge_index(earlier), now);
                             }
                             let failovers = u32::try_from(slot).unwrap_or(u32::MAX);
+                            debug!(%ip, judge = %label(slot), failovers, "exit verified");
                             return Ok(VerifiedExit::new(ip, label(slot), failovers));
                         }
-                        Err(AttemptError::Session(error)) => return Err(error),
+                        Err(AttemptError::Session(error)) => {
+                            debug!(judge = %label(slot), %error, "verification failed");
+                            return Err(error);
+                        }
                         Err(AttemptError::Gateway { status, detail }) => {
+                            debug!(judge = %label(slot), ?status, %detail, "gateway error");
                             gateway_errors.push((slot, status, detail));
                         }
                         Err(AttemptError::Judge { reason, timeout }) => {
+                            debug!(judge = %label(slot), %reason, "judge failed");
                             lock(&inner.health).record_failure(judge_index(slot), Instant::now());
                             all_timed_out &= timeout;
                             failures.push((slot, JudgeFailure { judge: label(slot), reason }));
@@ -527,6 +534,7 @@ impl JudgeVerifier {
                     }
                 }
                 () = &mut hedge, if launched < order.len() => {
+                    trace!(judge = %label(launched), "no answer yet: asking the next judge too");
                     pending.push(launch(launched));
                     launched += 1;
                     hedge.as_mut().reset(Instant::now() + inner.hedge_delay);

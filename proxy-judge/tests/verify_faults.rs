@@ -8,12 +8,19 @@ use std::time::Duration;
 
 use common::{gateway, judge, verifier_for};
 use proxy_core::{IpVerifier, Protocol, ProxyFailure, ProxyUrl, VerifyError};
-use testkit::net::{GatewayFault, JudgeFault, JudgeShape};
+use testkit::net::{DEFAULT_GATEWAY_PASSWORD, GatewayFault, JudgeFault, JudgeShape};
 
 fn assert_proxy_failure(
     result: Result<proxy_core::VerifiedExit, VerifyError>,
     want: ProxyFailure,
 ) -> VerifyError {
+    if let Err(error) = &result {
+        let text = format!("{error} {error:?}");
+        assert!(
+            !text.contains(DEFAULT_GATEWAY_PASSWORD),
+            "password leaked: {text}"
+        );
+    }
     match result {
         Err(error @ VerifyError::Proxy { failure, .. }) if failure == want => error,
         other => panic!("expected {want:?}, got {other:?}"),
