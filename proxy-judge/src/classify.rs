@@ -144,76 +144,163 @@ fn chain(error: &(dyn StdError + 'static)) -> (Vec<String>, Vec<io::ErrorKind>) 
     (messages, kinds)
 }
 
-/// Classifies a transport error (no HTTP answer).
+/// What a transport error (a request that got no HTTP answer) says about
+/// the proxy, recognised in one place for every crate that sends requests
+/// through a proxy (the judge verifier and `proxy-client`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransportFailureKind {
+    /// The request timed out.
+    Timeout,
+    /// The proxy refused our credentials (407 to CONNECT, SOCKS5 auth).
+    ProxyAuthRejected,
+    /// The gateway refused to open the tunnel (a non-200 answer to CONNECT,
+    /// a SOCKS5 failure reply).
+    GatewayRefused,
+    /// Through SOCKS5: the destination refused the gateway's connection.
+    DestinationRefused,
+    /// The proxy could not be reached, or the tunnel broke while opening.
+    ProxyUnreachable,
+    /// An established connection was reset or closed mid-request.
+    ConnectionLost,
+    /// Anything else (TLS, DNS, protocol errors).
+    Other,
+}
+
+/// A classified transport error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportFailure {
+    /// What happened.
+    pub kind: TransportFailureKind,
+    /// The error chain, for logs (reqwest errors hold no credentials).
+    pub detail: String,
+}
+
+/// Classifies a transport error from a request sent through a proxy.
 ///
 /// reqwest keeps the CONNECT and SOCKS5 errors of hyper-util private, so
 /// they are recognised by their messages; the end-to-end tests against
 /// `testkit`'s gateway cover every one, so a change in a dependency shows.
-pub(crate) fn classify_transport(path: Path, error: &reqwest::Error) -> AttemptError {
+pub fn classify_transport_error(error: &reqwest::Error) -> TransportFailure {
+    let (messages, kinds) = chain(error);
+    let detail = messages.join(": ");
+    let kind = transport_kind(error, &messages, &kinds);
+    TransportFailure { kind, detail }
+}
+
+fn transport_kind(
+    error: &reqwest::Error,
+    messages: &[String],
+    kinds: &[io::ErrorKind],
+) -> TransportFailureKind {
     if error.is_timeout() {
+        return TransportFailureKind::Timeout;
+    }
+    let says = |needle: &str| messages.iter().any(|m| m.contains(needle));
+    if says("proxy authorization required")
+        || says("SOCKS error: credentials not accepted")
+        || says("SOCKS error: server does not support user/pass")
+    {
+        return TransportFailureKind::ProxyAuthRejected;
+    }
+    if says("tunnel error: unsuccessful") {
+        return TransportFailureKind::GatewayRefused;
+    }
+    for status in [
+        "general server failure",
+        "connection not allowed",
+        "network unreachable",
+        "host unreachable",
+        "ttl expired",
+    ] {
+        if says(&format!("SOCKS error: {status}")) {
+            return TransportFailureKind::GatewayRefused;
+        }
+    }
+    if says("SOCKS error: connection refused") {
+        return TransportFailureKind::DestinationRefused;
+    }
+    let unreachable_kinds = [
+        io::ErrorKind::ConnectionRefused,
+        io::ErrorKind::ConnectionReset,
+        io::ErrorKind::ConnectionAborted,
+        io::ErrorKind::NotConnected,
+        io::ErrorKind::AddrNotAvailable,
+        io::ErrorKind::HostUnreachable,
+        io::ErrorKind::NetworkUnreachable,
+    ];
+    let tunnel_broke = says("tunnel error: unexpected end of file")
+        || says("tunnel error: io error")
+        || says("tunnel error: failed to create underlying connection")
+        || says("SOCKS error: failed to create underlying connection")
+        || says("SOCKS error: io error during SOCKS handshake")
+        || (says("error connecting to socks proxy") && says("unexpected eof"));
+    let tls_failed = kinds.contains(&io::ErrorKind::InvalidData);
+    if tunnel_broke
+        || (error.is_connect()
+            && !tls_failed
+            && kinds.iter().any(|k| unreachable_kinds.contains(k)))
+    {
+        return TransportFailureKind::ProxyUnreachable;
+    }
+    let lost_kinds = [
+        io::ErrorKind::ConnectionReset,
+        io::ErrorKind::ConnectionAborted,
+        io::ErrorKind::BrokenPipe,
+        io::ErrorKind::UnexpectedEof,
+    ];
+    if !error.is_connect()
+        && (kinds.iter().any(|k| lost_kinds.contains(k))
+            || says("connection closed before message completed")
+            || says("connection reset"))
+    {
+        return TransportFailureKind::ConnectionLost;
+    }
+    TransportFailureKind::Other
+}
+
+/// Classifies a transport error (no HTTP answer) of a judge request.
+pub(crate) fn classify_transport(path: Path, error: &reqwest::Error) -> AttemptError {
+    let failure = classify_transport_error(error);
+    let summary = chain(error).0.pop().unwrap_or_default();
+    if failure.kind == TransportFailureKind::Timeout {
         return AttemptError::Judge {
             reason: "no answer in time".to_owned(),
             timeout: true,
         };
     }
-    let (messages, kinds) = chain(error);
-    let says = |needle: &str| messages.iter().any(|m| m.contains(needle));
-    let summary = messages.last().cloned().unwrap_or_default();
-    let full = messages.join(": ");
-
     if path != Path::Direct {
-        if says("proxy authorization required") {
-            return credentials_refused("HTTP 407 to CONNECT");
-        }
-        if says("SOCKS error: credentials not accepted")
-            || says("SOCKS error: server does not support user/pass")
-        {
-            return credentials_refused("SOCKS5 authentication");
-        }
-        if says("tunnel error: unsuccessful") {
-            return gateway(None, "the gateway refused the CONNECT tunnel");
-        }
-        for status in [
-            "general server failure",
-            "connection not allowed",
-            "network unreachable",
-            "host unreachable",
-            "ttl expired",
-        ] {
-            if says(&format!("SOCKS error: {status}")) {
-                return gateway(None, format!("the SOCKS5 gateway answered: {status}"));
+        match failure.kind {
+            TransportFailureKind::ProxyAuthRejected => {
+                let what = if failure.detail.contains("SOCKS") {
+                    "SOCKS5 authentication"
+                } else {
+                    "HTTP 407 to CONNECT"
+                };
+                return credentials_refused(what);
             }
-        }
-        if says("SOCKS error: connection refused") {
-            return AttemptError::judge("the judge refused the gateway's connection");
-        }
-        let unreachable_kinds = [
-            io::ErrorKind::ConnectionRefused,
-            io::ErrorKind::ConnectionReset,
-            io::ErrorKind::ConnectionAborted,
-            io::ErrorKind::NotConnected,
-            io::ErrorKind::AddrNotAvailable,
-            io::ErrorKind::HostUnreachable,
-            io::ErrorKind::NetworkUnreachable,
-        ];
-        let tunnel_broke = says("tunnel error: unexpected end of file")
-            || says("tunnel error: io error")
-            || says("tunnel error: failed to create underlying connection")
-            || says("SOCKS error: failed to create underlying connection")
-            || says("SOCKS error: io error during SOCKS handshake")
-            || (says("error connecting to socks proxy") && says("unexpected eof"));
-        let tls_failed = kinds.contains(&io::ErrorKind::InvalidData);
-        if tunnel_broke
-            || (error.is_connect()
-                && !tls_failed
-                && kinds.iter().any(|k| unreachable_kinds.contains(k)))
-        {
-            return unreachable(format!("cannot reach the proxy: {summary}"));
+            TransportFailureKind::GatewayRefused => {
+                let detail = match failure.detail.split("SOCKS error: ").nth(1) {
+                    Some(status) => format!(
+                        "the SOCKS5 gateway answered: {}",
+                        status.split(": ").next().unwrap_or(status)
+                    ),
+                    None => "the gateway refused the CONNECT tunnel".to_owned(),
+                };
+                return gateway(None, detail);
+            }
+            TransportFailureKind::DestinationRefused => {
+                return AttemptError::judge("the judge refused the gateway's connection");
+            }
+            TransportFailureKind::ProxyUnreachable => {
+                return unreachable(format!("cannot reach the proxy: {summary}"));
+            }
+            _ => {}
         }
         if path == Path::ForwardedByGateway && !error.is_connect() {
             // The connection is to the gateway itself: it hung up on us.
             return unreachable(format!("the gateway closed the connection: {summary}"));
         }
     }
-    AttemptError::judge(full)
+    AttemptError::judge(failure.detail)
 }
