@@ -6,6 +6,8 @@
 //! REDIS_CLUSTER_URLS=redis://127.0.0.1:7001,… cargo run --release -p store-redis --example bench -- 15 --cluster
 //! ```
 //!
+//! `--current-thread` runs the clients on a single-threaded Tokio runtime.
+//!
 //! Defaults: 15 s, 8 clients, 100 000 keys, TTL 30 s.
 
 use std::error::Error;
@@ -16,9 +18,23 @@ use proxy_core::ReservationStore;
 use store_redis::RedisStore;
 use testkit::bench::{StoreBenchConfig, run_store_bench};
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `--current-thread`: one runtime thread, as redis-benchmark's single
+    // event loop; the default is Tokio's multi-threaded runtime.
+    let runtime = if args.iter().any(|a| a == "--current-thread") {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Vec<String>) -> Result<(), Box<dyn Error>> {
     let cluster = args.iter().any(|a| a == "--cluster");
     let mut numbers = args.iter().filter(|a| !a.starts_with("--"));
     let seconds: u64 = numbers.next().map(|s| s.parse()).transpose()?.unwrap_or(15);
@@ -43,9 +59,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let config = StoreBenchConfig::new(clients, Duration::from_secs(seconds), keys);
     let report = run_store_bench(store, &config).await;
     println!(
-        "store-redis ({}): {} clients, {} keys, {:.1} s: {} attempts ({} reserved, {} taken, {} errors) \
+        "store-redis ({}, {} runtime): {} clients, {} keys, {:.1} s: {} attempts ({} reserved, {} taken, {} errors) \
          = {:.0} attempts/s; try_reserve p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
         if cluster { "cluster" } else { "single node" },
+        if args.iter().any(|a| a == "--current-thread") {
+            "current-thread"
+        } else {
+            "multi-thread"
+        },
         report.clients,
         report.keys,
         report.wall_s,

@@ -77,11 +77,6 @@ impl KeySpace {
         format!("{}:ip:{}", self.domain_part(key.domain()), key.ip())
     }
 
-    /// The key holding the last generation issued for `key`.
-    pub(crate) fn generation_key(&self, key: &ReservationKey) -> String {
-        format!("{}:gen:{}", self.domain_part(key.domain()), key.ip())
-    }
-
     /// The per-domain index (sorted set of IPs scored by expiry).
     pub(crate) fn index_key(&self, domain: &TargetDomain) -> String {
         format!("{}:idx", self.domain_part(domain))
@@ -90,10 +85,12 @@ impl KeySpace {
     /// The three keys a lease script touches, in script order
     /// (`KEYS[1]` lease, `KEYS[2]` generation, `KEYS[3]` index).
     pub(crate) fn script_keys(&self, key: &ReservationKey) -> [String; 3] {
+        let domain = self.domain_part(key.domain());
+        let ip = key.ip();
         [
-            self.lease_key(key),
-            self.generation_key(key),
-            self.index_key(key.domain()),
+            format!("{domain}:ip:{ip}"),
+            format!("{domain}:gen:{ip}"),
+            format!("{domain}:idx"),
         ]
     }
 
@@ -159,6 +156,22 @@ impl LeaseRef {
         format!("{grant_generation}/{}/{}", key.ip(), key.domain())
     }
 
+    /// The grant generation in `id`, if `id` is exactly the id this store
+    /// issues for a grant of `key` (cheaper than [`parse`](Self::parse): the
+    /// domain is compared, not normalised again).
+    pub(crate) fn grant_generation_for(id: &str, key: &ReservationKey) -> Option<u64> {
+        let (generation, rest) = id.split_once('/')?;
+        let (ip, domain) = rest.split_once('/')?;
+        if generation.is_empty()
+            || !generation.bytes().all(|b| b.is_ascii_digit())
+            || domain != key.domain().as_str()
+            || ip != key.ip().to_string()
+        {
+            return None;
+        }
+        generation.parse().ok()
+    }
+
     /// Reads an id; `None` unless it is exactly an id this store issues
     /// (canonical IP, normalised domain).
     pub(crate) fn parse(id: &str) -> Option<Self> {
@@ -191,7 +204,7 @@ mod tests {
         let k = key("198.51.100.7", "Example.COM");
         assert_eq!(space.lease_key(&k), "pr:{example.com}:ip:198.51.100.7");
         assert_eq!(
-            space.generation_key(&k),
+            space.script_keys(&k)[1],
             "pr:{example.com}:gen:198.51.100.7"
         );
         assert_eq!(space.index_key(k.domain()), "pr:{example.com}:idx");
@@ -287,6 +300,28 @@ mod tests {
             let parsed = LeaseRef::parse(&id).unwrap();
             assert_eq!(parsed.grant_generation, 1_795_917_020_400_857);
             assert_eq!(parsed.key, k, "{id}");
+        }
+    }
+
+    #[test]
+    fn lease_ids_are_checked_against_their_key() {
+        let k = key("198.51.100.7", "example.com");
+        let id = LeaseRef::format(42, &k);
+        assert_eq!(LeaseRef::grant_generation_for(&id, &k), Some(42));
+        for (other_id, other_key) in [
+            (id.as_str(), key("198.51.100.8", "example.com")),
+            (id.as_str(), key("198.51.100.7", "example.org")),
+            ("x/198.51.100.7/example.com", k.clone()),
+            ("/198.51.100.7/example.com", k.clone()),
+            ("42/198.51.100.7/Example.com", k.clone()),
+            ("42/198.51.100.7", k.clone()),
+            ("42", k.clone()),
+        ] {
+            assert_eq!(
+                LeaseRef::grant_generation_for(other_id, &other_key),
+                None,
+                "{other_id:?} for {other_key}"
+            );
         }
     }
 

@@ -26,79 +26,56 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// Helpers shared by the scripts; a macro so it can be `concat!`ed.
-macro_rules! prelude {
-    () => {
-        r#"
-local function now()
-  local t = redis.call('TIME')
-  local s, us = tonumber(t[1]), tonumber(t[2])
-  return s * 1000 + math.floor(us / 1000), s * 1000000 + us
-end
-local function num(n)
-  return string.format('%.0f', n)
-end
-local function parse(v)
-  return string.match(v, '^v1|([hc])|(%d+)|(%d+)|(%d+)|(%d+)|(%x+)|(.+)$')
-end
-local function next_generation(gen_key, floor)
-  local last = redis.call('GET', gen_key)
-  if last then
-    local l = tonumber(string.match(last, '^(%d+)'))
-    if l and l >= floor then floor = l + 1 end
-  end
-  return floor
-end
-local function extend(key, ms)
-  if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
-end
-local function remember_generation(gen_key, g, ms)
-  redis.call('SET', gen_key, g, 'KEEPTTL')
-  extend(gen_key, ms)
-end
-local function index(idx, member, expires_ms, ttl_ms)
-  redis.call('ZADD', idx, expires_ms, member)
-  extend(idx, ttl_ms)
-end
-"#
-    };
-}
+// The scripts are written flat, without helper functions: Redis runs the
+// whole chunk on every call, and each `local function` would be a closure
+// allocated per call.
+//
+// Value fields, as `string.match` captures them with
+// '^v1|([hc])|(%d+)|(%d+)|(%d+)|(%d+)|(%x+)|(.+)$':
+// state, grant generation, generation, reserved ms, expires ms, token, app id.
+// Numbers are written with '%.0f': Lua numbers are doubles, exact for these
+// integers (microsecond clocks stay below 2^53 until the year 2255).
 
 /// KEYS lease, gen, idx; ARGV ip, ttl ms, call token, app id, generation
 /// memory ms. Returns the new value, or nil when the key is taken.
-const RESERVE: &str = concat!(
-    prelude!(),
-    r#"
+const RESERVE: &str = r#"
 local current = redis.call('GET', KEYS[1])
 if current then
-  local _, _, _, _, _, token = parse(current)
-  if token == ARGV[3] then return current end
+  -- A retry of this very call whose first attempt won: hand the lease back.
+  if string.match(current, '^v1|h|%d+|%d+|%d+|%d+|(%x+)|') == ARGV[3] then return current end
   return false
 end
-local now_ms, now_us = now()
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local g = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local last = redis.call('GET', KEYS[2])
+if last then
+  local l = tonumber(string.match(last, '^%d+'))
+  if l and l >= g then g = l + 1 end
+end
+g = string.format('%.0f', g)
 local ttl = tonumber(ARGV[2])
-local g = num(next_generation(KEYS[2], now_us))
-local value = 'v1|h|' .. g .. '|' .. g .. '|' .. num(now_ms) .. '|' .. num(now_ms + ttl)
-  .. '|' .. ARGV[3] .. '|' .. ARGV[4]
+local expires = now_ms + ttl
+local value = 'v1|h|' .. g .. '|' .. g .. '|' .. string.format('%.0f', now_ms) .. '|'
+  .. string.format('%.0f', expires) .. '|' .. ARGV[3] .. '|' .. ARGV[4]
 if not redis.call('SET', KEYS[1], value, 'NX', 'PX', ttl) then return false end
-remember_generation(KEYS[2], g, ttl + tonumber(ARGV[5]))
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. num(now_ms))
-index(KEYS[3], ARGV[1], now_ms + ttl, ttl)
+redis.call('SET', KEYS[2], g, 'PX', ttl + tonumber(ARGV[5]))
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. string.format('%.0f', now_ms))
+redis.call('ZADD', KEYS[3], expires, ARGV[1])
+if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], ttl) end
 return value
-"#
-);
+"#;
 
 /// KEYS lease, gen, idx; ARGV ip, grant generation, generation, call token.
 /// Returns 1 when released (now or by an earlier attempt of this call).
-const RELEASE: &str = concat!(
-    prelude!(),
-    r#"
+const RELEASE: &str = r#"
 local current = redis.call('GET', KEYS[1])
 if current then
-  local state, grant, g = parse(current)
-  if state == 'h' and grant == ARGV[2] and g == ARGV[3] then
+  local grant, g = string.match(current, '^v1|h|(%d+)|(%d+)|')
+  if grant == ARGV[2] and g == ARGV[3] then
     redis.call('DEL', KEYS[1])
     redis.call('ZREM', KEYS[3], ARGV[1])
+    -- Tombstone: lets a retry of this call see that it already released.
     redis.call('SET', KEYS[2], g .. '|' .. ARGV[4], 'XX', 'KEEPTTL')
     return 1
   end
@@ -106,64 +83,70 @@ if current then
 end
 if redis.call('GET', KEYS[2]) == ARGV[3] .. '|' .. ARGV[4] then return 1 end
 return 0
-"#
-);
+"#;
 
 /// KEYS lease, gen, idx; ARGV ip, grant generation, generation, call token,
 /// cooldown ms, generation memory ms. Returns the cooldown value, or nil
 /// when the lease is no longer held.
-const COOLDOWN: &str = concat!(
-    prelude!(),
-    r#"
+const COOLDOWN: &str = r#"
 local current = redis.call('GET', KEYS[1])
 if not current then return false end
-local state, grant, g, _, _, token, app = parse(current)
+local state, grant, g, _, _, token, app =
+  string.match(current, '^v1|([hc])|(%d+)|(%d+)|(%d+)|(%d+)|(%x+)|(.+)$')
+-- A retry of this very call whose first attempt cooled the lease down.
 if state == 'c' and grant == ARGV[2] and token == ARGV[4] then return current end
 if state ~= 'h' or grant ~= ARGV[2] or g ~= ARGV[3] then return false end
-local now_ms, now_us = now()
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ng = tonumber(t[1]) * 1000000 + tonumber(t[2])
+if ng <= tonumber(g) then ng = tonumber(g) + 1 end
+local last = redis.call('GET', KEYS[2])
+if last then
+  local l = tonumber(string.match(last, '^%d+'))
+  if l and l >= ng then ng = l + 1 end
+end
+ng = string.format('%.0f', ng)
 local cooldown = tonumber(ARGV[5])
-local floor = tonumber(g) + 1
-if now_us > floor then floor = now_us end
-local ng = num(next_generation(KEYS[2], floor))
-local value = 'v1|c|' .. grant .. '|' .. ng .. '|' .. num(now_ms) .. '|' .. num(now_ms + cooldown)
-  .. '|' .. ARGV[4] .. '|' .. app
+local expires = now_ms + cooldown
+local value = 'v1|c|' .. grant .. '|' .. ng .. '|' .. string.format('%.0f', now_ms) .. '|'
+  .. string.format('%.0f', expires) .. '|' .. ARGV[4] .. '|' .. app
 redis.call('SET', KEYS[1], value, 'PX', cooldown)
-remember_generation(KEYS[2], ng, cooldown + tonumber(ARGV[6]))
-index(KEYS[3], ARGV[1], now_ms + cooldown, cooldown)
+redis.call('SET', KEYS[2], ng, 'PX', cooldown + tonumber(ARGV[6]))
+redis.call('ZADD', KEYS[3], expires, ARGV[1])
+if redis.call('PTTL', KEYS[3]) < cooldown then redis.call('PEXPIRE', KEYS[3], cooldown) end
 return value
-"#
-);
+"#;
 
 /// KEYS lease, gen, idx; ARGV ip, grant generation, generation, ttl ms,
 /// generation memory ms. Returns the renewed value, or nil when the lease is
 /// no longer held.
-const RENEW: &str = concat!(
-    prelude!(),
-    r#"
+const RENEW: &str = r#"
 local current = redis.call('GET', KEYS[1])
 if not current then return false end
-local state, grant, g, reserved, _, token, app = parse(current)
-if state ~= 'h' or grant ~= ARGV[2] or g ~= ARGV[3] then return false end
-local now_ms = now()
+local grant, g, reserved, token, app =
+  string.match(current, '^v1|h|(%d+)|(%d+)|(%d+)|%d+|(%x+)|(.+)$')
+if grant ~= ARGV[2] or g ~= ARGV[3] then return false end
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[4])
-local value = 'v1|h|' .. grant .. '|' .. g .. '|' .. reserved .. '|' .. num(now_ms + ttl)
-  .. '|' .. token .. '|' .. app
+local expires = now_ms + ttl
+local value = 'v1|h|' .. grant .. '|' .. g .. '|' .. reserved .. '|'
+  .. string.format('%.0f', expires) .. '|' .. token .. '|' .. app
 redis.call('SET', KEYS[1], value, 'PX', ttl)
-extend(KEYS[2], ttl + tonumber(ARGV[5]))
-index(KEYS[3], ARGV[1], now_ms + ttl, ttl)
+local keep = ttl + tonumber(ARGV[5])
+if redis.call('PTTL', KEYS[2]) < keep then redis.call('PEXPIRE', KEYS[2], keep) end
+redis.call('ZADD', KEYS[3], expires, ARGV[1])
+if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], ttl) end
 return value
-"#
-);
+"#;
 
 /// KEYS lease, gen, idx; ARGV ip, grant generation, call token. Releases the
 /// held or cooling grant with that grant generation. Returns 1 when released
 /// (now or by an earlier attempt of this call).
-const RELEASE_BY_ID: &str = concat!(
-    prelude!(),
-    r#"
+const RELEASE_BY_ID: &str = r#"
 local current = redis.call('GET', KEYS[1])
 if current then
-  local _, grant, g = parse(current)
+  local grant, g = string.match(current, '^v1|[hc]|(%d+)|(%d+)|')
   if grant == ARGV[2] then
     redis.call('DEL', KEYS[1])
     redis.call('ZREM', KEYS[3], ARGV[1])
@@ -175,19 +158,16 @@ end
 local mark = redis.call('GET', KEYS[2])
 if mark and string.match(mark, '|(%x+)$') == ARGV[3] then return 1 end
 return 0
-"#
-);
+"#;
 
 /// KEYS idx. Drops index entries whose lease has expired and returns the
 /// remaining members (IPs).
-const LIST_INDEX: &str = concat!(
-    prelude!(),
-    r#"
-local now_ms = now()
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. num(now_ms))
+const LIST_INDEX: &str = r#"
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.0f', now_ms))
 return redis.call('ZRANGE', KEYS[1], 0, -1)
-"#
-);
+"#;
 
 /// The compiled scripts (hashed once per process).
 pub(crate) struct Scripts {

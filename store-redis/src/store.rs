@@ -336,7 +336,11 @@ impl RedisStore {
 /// The grant a lease names, if its id is one this store issued for the
 /// lease's own key.
 fn own_lease(lease: &Lease) -> Option<LeaseRef> {
-    LeaseRef::parse(lease.id.as_str()).filter(|r| r.key == lease.key())
+    let key = lease.key();
+    LeaseRef::grant_generation_for(lease.id.as_str(), &key).map(|grant_generation| LeaseRef {
+        grant_generation,
+        key,
+    })
 }
 
 fn release_outcome(released: i64) -> ReleaseOutcome {
