@@ -29,14 +29,17 @@ const USERNAME_SESSION_KEYS: [&str; 4] = ["session", "sessid", "sid", "sessionid
 /// assert_eq!(session_from_credentials("brd-customer-c1-zone-res", "pw"), None);
 /// ```
 pub fn session_from_credentials(username: &str, password: &str) -> Option<String> {
+    // The last marker wins: providers put the session after the targeting,
+    // and a targeting value may itself be a word like "session".
     let parts: Vec<&str> = username.split('-').collect();
-    let from_username = parts.windows(2).find_map(|pair| {
+    let from_username = parts.windows(2).rev().find_map(|pair| {
         (USERNAME_SESSION_KEYS.contains(&pair[0]) && !pair[1].is_empty()).then(|| pair[1])
     });
     let from_password = || {
-        password
-            .split('_')
-            .skip(1)
+        let parts: Vec<&str> = password.split('_').skip(1).collect();
+        parts
+            .into_iter()
+            .rev()
             .find_map(|part| part.strip_prefix("session-"))
             .filter(|id| !id.is_empty())
     };
@@ -55,6 +58,19 @@ pub(crate) fn password_matches(password: &str, expected: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_marker_wins() {
+        assert_eq!(
+            session_from_credentials("brd-customer-c1-zone-res-city-session-session-abc", "pw")
+                .as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            session_from_credentials("u", "pw_state-session-x_session-Ab12Cd34").as_deref(),
+            Some("Ab12Cd34")
+        );
+    }
 
     #[test]
     fn every_provider_format() {
