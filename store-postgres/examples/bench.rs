@@ -5,13 +5,15 @@
 //! POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
 //!   cargo run --release -p store-postgres --example bench -- \
 //!   [--seconds 15] [--clients 8] [--keys 100000] [--schema proxy_bench] \
-//!   [--truncate] [--prefill-released 1000000] [--simple-query] [--drop]
+//!   [--truncate] [--prefill-released 1000000] [--simple-query] [--drop] \
+//!   [--threads 1]
 //! ```
 //!
 //! Works in its own schema (`proxy_bench` by default) so it never touches
 //! the tables tests use. `--truncate` empties the table first,
 //! `--prefill-released N` then adds N released rows (history) before the
-//! run, `--drop` drops the schema at the end. Prints the report as JSON.
+//! run, `--drop` drops the schema at the end. The client runs on one thread
+//! (`--threads N` for a multi-threaded runtime). Prints the report as JSON.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -32,6 +34,7 @@ struct Args {
     prefill_released: u64,
     simple_query: bool,
     drop: bool,
+    threads: usize,
 }
 
 fn args() -> Args {
@@ -44,6 +47,7 @@ fn args() -> Args {
         prefill_released: 0,
         simple_query: false,
         drop: false,
+        threads: 1,
     };
     let mut words = std::env::args().skip(1);
     while let Some(word) = words.next() {
@@ -59,15 +63,31 @@ fn args() -> Args {
             "--truncate" => args.truncate = true,
             "--simple-query" => args.simple_query = true,
             "--drop" => args.drop = true,
+            "--threads" => args.threads = value().parse().expect("--threads"),
             other => panic!("unknown argument {other}"),
         }
     }
     args
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let args = args();
+    // One client thread by default, like `pgbench` (-j 1): on a small
+    // machine the database shares the cores with the client.
+    let runtime = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(args.threads);
+        builder
+    }
+    .enable_all()
+    .build()
+    .expect("tokio runtime");
+    runtime.block_on(bench(args));
+}
+
+async fn bench(args: Args) {
     let url = std::env::var("POSTGRES_URL").expect("set POSTGRES_URL");
     let mode = if args.simple_query {
         StatementMode::SimpleQuery

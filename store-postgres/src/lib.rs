@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod connections;
 mod error;
 mod identifier;
 mod options;

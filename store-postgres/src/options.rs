@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use crate::connections::Connections;
 use crate::error::PostgresStoreError;
 use crate::identifier::Identifier;
 use crate::schema::DEFAULT_TABLE;
@@ -240,7 +241,8 @@ impl PostgresStoreBuilder {
             .map_err(|error| {
                 crate::error::classify_acquire(crate::error::Operation::read("connect"), error)
             })?;
-        Ok(PostgresStore::assemble(pool, table, &self))
+        let connections = Connections::owned(pool, self.max_connections, self.acquire_timeout);
+        Ok(PostgresStore::assemble(connections, table, &self))
     }
 
     /// Builds the store on an existing pool, as it is: in
@@ -258,7 +260,7 @@ impl PostgresStoreBuilder {
                  one extra round trip per operation"
             );
         }
-        Ok(PostgresStore::assemble(pool, table, &self))
+        Ok(PostgresStore::assemble(Connections::shared(pool), table, &self))
     }
 
     pub(crate) fn mode(&self) -> StatementMode {

@@ -13,9 +13,10 @@ use proxy_core::{
     ReservationKey, ReservationState, ReservationStore, ReserveOutcome, StoreError, StoreInfo,
     TargetDomain, Ttl,
 };
-use sqlx::postgres::{PgArguments, PgPool, PgQueryResult, PgRow};
+use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgQueryResult, PgRow};
 use sqlx::{AssertSqlSafe, Postgres, Row, SqlSafeStr, SqlStr};
 
+use crate::connections::{Checkout, Connections};
 use crate::error::{
     Operation, PostgresStoreError, STORE_NAME, classify_acquire, classify_statement, constraint,
     sqlstate,
@@ -44,7 +45,7 @@ pub struct PostgresStore {
 }
 
 struct Inner {
-    pool: PgPool,
+    connections: Connections,
     table: QualifiedTable,
     statements: Statements,
     mode: StatementMode,
@@ -60,7 +61,7 @@ impl fmt::Debug for PostgresStore {
         f.debug_struct("PostgresStore")
             .field("table", &self.inner.table.display)
             .field("mode", &self.inner.mode)
-            .field("pool_size", &self.inner.pool.size())
+            .field("pool_size", &self.inner.connections.pool().size())
             .finish_non_exhaustive()
     }
 }
@@ -109,7 +110,7 @@ impl PostgresStore {
     /// [`PostgresStoreBuilder::build`] for what that means for timeouts).
     pub fn from_pool(pool: PgPool) -> Self {
         let table = QualifiedTable::new(None, Identifier::trusted(DEFAULT_TABLE));
-        Self::assemble(pool, table, &PostgresStoreBuilder::new())
+        Self::assemble(Connections::shared(pool), table, &PostgresStoreBuilder::new())
     }
 
     /// Settings for a store: names, timeouts, pool, statement mode.
@@ -118,7 +119,7 @@ impl PostgresStore {
     }
 
     pub(crate) fn assemble(
-        pool: PgPool,
+        connections: Connections,
         table: QualifiedTable,
         builder: &PostgresStoreBuilder,
     ) -> Self {
@@ -130,7 +131,7 @@ impl PostgresStore {
         Self {
             inner: Arc::new(Inner {
                 statements: Statements::new(&table),
-                pool,
+                connections,
                 table,
                 mode,
                 set_local,
@@ -140,7 +141,7 @@ impl PostgresStore {
 
     /// The pool the store uses.
     pub fn pool(&self) -> &PgPool {
-        &self.inner.pool
+        self.inner.connections.pool()
     }
 
     /// The reservation table, `schema.table` or `table`.
@@ -162,22 +163,26 @@ impl PostgresStore {
     /// (or a session-mode pooler), not a transaction-mode pooler.
     pub async fn migrate(&self) -> Result<(), PostgresStoreError> {
         let migrator = schema::migrator(&self.inner.table);
-        let mut conn = self
+        let mut checkout = self
             .inner
-            .pool
-            .acquire()
+            .connections
+            .checkout()
             .await
             .map_err(|error| classify_acquire(MIGRATE, error))?;
+        let conn = Self::connection(&mut checkout)
+            .map_err(|failure| failure.classify(MIGRATE, &self.inner.table))?;
         // `run_direct` is what `Migrator::run` calls after acquiring; called
         // on the connection itself, the future stays `Send` (sqlx's own
         // workaround for "implementation of `Acquire` is not general
-        // enough"), and we keep the connection to close on failure.
-        let result = migrator.run_direct(None, &mut *conn, false).await;
+        // enough"), and the connection stays ours to close on failure.
+        let result = migrator.run_direct(None, conn, false).await;
+        // sqlx takes a session-level advisory lock and does not release it
+        // when a migration fails: a failed run's session is closed, so the
+        // lock goes with it instead of staying on a pooled connection.
         if result.is_err() {
-            // sqlx takes a session-level advisory lock and does not release
-            // it when a migration fails: end the session so the lock goes
-            // with it instead of returning the connection to the pool.
-            conn.close_on_drop();
+            checkout.close();
+        } else {
+            checkout.finished(None);
         }
         result.map_err(|source| PostgresStoreError::Migrate {
             table: self.inner.table.display.clone(),
@@ -198,26 +203,31 @@ impl PostgresStore {
             })
     }
 
-    /// The statement as one simple-query message, timeouts first.
-    fn simple_query(&self, sql: &SqlStr, params: &[Param<'_>]) -> Result<SqlStr, Failure> {
-        let text = inline(sql.as_str(), params).map_err(Failure::Statement)?;
-        Ok(AssertSqlSafe(format!("{}{text}", self.inner.set_local)).into_sql_str())
-    }
-
-    async fn acquire(&self) -> Result<sqlx::pool::PoolConnection<Postgres>, Failure> {
-        self.inner.pool.acquire().await.map_err(Failure::Acquire)
-    }
-
-    /// What to do with a connection after `error`: a broken session is
-    /// closed instead of going back to the pool.
-    fn after_error(conn: &mut sqlx::pool::PoolConnection<Postgres>, error: &sqlx::Error) {
-        let broken = matches!(
-            error,
-            sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed
-        ) || sqlstate(error).is_some_and(|c| c.starts_with("57P") || c.starts_with("08"));
-        if broken {
-            conn.close_on_drop();
+    /// In simple-query mode, the statement as one Query message with the
+    /// timeouts first; `None` in prepared mode.
+    fn simple_query(&self, sql: &SqlStr, params: &[Param<'_>]) -> Result<Option<SqlStr>, Failure> {
+        if self.inner.mode != StatementMode::SimpleQuery {
+            return Ok(None);
         }
+        let text = inline(sql.as_str(), params).map_err(Failure::Statement)?;
+        Ok(Some(
+            AssertSqlSafe(format!("{}{text}", self.inner.set_local)).into_sql_str(),
+        ))
+    }
+
+    async fn checkout(&self) -> Result<Checkout<'_>, Failure> {
+        self.inner
+            .connections
+            .checkout()
+            .await
+            .map_err(Failure::Acquire)
+    }
+
+    /// The checked-out connection (always there until the checkout drops).
+    fn connection<'c>(checkout: &'c mut Checkout<'_>) -> Result<&'c mut PgConnection, Failure> {
+        checkout
+            .connection()
+            .ok_or(Failure::Acquire(sqlx::Error::PoolClosed))
     }
 
     async fn fetch_optional(
@@ -225,48 +235,41 @@ impl PostgresStore {
         sql: &SqlStr,
         params: &[Param<'_>],
     ) -> Result<Option<PgRow>, Failure> {
-        let mut conn = self.acquire().await?;
-        let result = match self.inner.mode {
-            StatementMode::Prepared => Self::query(sql, params).fetch_optional(&mut *conn).await,
-            StatementMode::SimpleQuery => {
-                let sql = self.simple_query(sql, params)?;
-                sqlx::raw_sql(sql).fetch_optional(&mut *conn).await
-            }
+        let simple = self.simple_query(sql, params)?;
+        let mut checkout = self.checkout().await?;
+        let conn = Self::connection(&mut checkout)?;
+        let result = match simple {
+            None => Self::query(sql, params).fetch_optional(conn).await,
+            Some(text) => sqlx::raw_sql(text).fetch_optional(conn).await,
         };
-        result.map_err(|error| {
-            Self::after_error(&mut conn, &error);
-            Failure::Statement(error)
-        })
+        checkout.finished(result.as_ref().err());
+        result.map_err(Failure::Statement)
     }
 
     async fn fetch_all(&self, sql: &SqlStr, params: &[Param<'_>]) -> Result<Vec<PgRow>, Failure> {
-        let mut conn = self.acquire().await?;
-        let result = match self.inner.mode {
-            StatementMode::Prepared => Self::query(sql, params).fetch_all(&mut *conn).await,
-            StatementMode::SimpleQuery => {
-                let sql = self.simple_query(sql, params)?;
-                sqlx::raw_sql(sql).fetch_all(&mut *conn).await
-            }
+        let simple = self.simple_query(sql, params)?;
+        let mut checkout = self.checkout().await?;
+        let conn = Self::connection(&mut checkout)?;
+        let result = match simple {
+            None => Self::query(sql, params).fetch_all(conn).await,
+            Some(text) => sqlx::raw_sql(text).fetch_all(conn).await,
         };
-        result.map_err(|error| {
-            Self::after_error(&mut conn, &error);
-            Failure::Statement(error)
-        })
+        checkout.finished(result.as_ref().err());
+        result.map_err(Failure::Statement)
     }
 
     async fn execute(&self, sql: &SqlStr, params: &[Param<'_>]) -> Result<u64, Failure> {
-        let mut conn = self.acquire().await?;
-        let result: Result<PgQueryResult, sqlx::Error> = match self.inner.mode {
-            StatementMode::Prepared => Self::query(sql, params).execute(&mut *conn).await,
-            StatementMode::SimpleQuery => {
-                let sql = self.simple_query(sql, params)?;
-                sqlx::raw_sql(sql).execute(&mut *conn).await
-            }
+        let simple = self.simple_query(sql, params)?;
+        let mut checkout = self.checkout().await?;
+        let conn = Self::connection(&mut checkout)?;
+        let result: Result<PgQueryResult, sqlx::Error> = match simple {
+            None => Self::query(sql, params).execute(conn).await,
+            Some(text) => sqlx::raw_sql(text).execute(conn).await,
         };
-        result.map(|r| r.rows_affected()).map_err(|error| {
-            Self::after_error(&mut conn, &error);
-            Failure::Statement(error)
-        })
+        checkout.finished(result.as_ref().err());
+        result
+            .map(|done| done.rows_affected())
+            .map_err(Failure::Statement)
     }
 
     fn invalid_row(&self, id: i64, column: &'static str, value: String) -> PostgresStoreError {

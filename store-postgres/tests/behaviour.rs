@@ -648,3 +648,47 @@ async fn sqlx_statement_cache_zero_still_prepares_named_statements() {
             .collect();
     assert_eq!(names, ["sqlx_s_1", "sqlx_s_2", "sqlx_s_3"]);
 }
+
+#[tokio::test]
+async fn every_connection_busy_is_unavailable_then_recovers() {
+    let Some(scratch) = Scratch::new("busy").await else {
+        return;
+    };
+    let store = scratch
+        .store(
+            scratch
+                .builder()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_millis(300))
+                .lock_timeout(None)
+                .statement_timeout(Some(Duration::from_secs(3))),
+        )
+        .await;
+    let lease = reserve(&store, &key(12), 60).await;
+    // The store's only connection waits on a row lock held elsewhere…
+    let mut locker = scratch.connection().await;
+    let mut tx = locker.begin().await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM \"{}\".proxy_reservation WHERE released = false FOR UPDATE",
+        scratch.schema
+    )))
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    let blocked = {
+        let store = store.clone();
+        tokio::spawn(async move { store.try_reserve(&key(12), &app("b"), ttl(60)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // …so the next operation finds no connection and sends nothing.
+    let error = store
+        .try_reserve(&key(13), &app("c"), ttl(60))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable { .. }), "{error:?}");
+    tx.rollback().await.unwrap();
+    assert_eq!(blocked.await.unwrap().unwrap(), ReserveOutcome::Taken);
+    // The connection is back for the next operation.
+    assert_eq!(store.release(&lease).await.unwrap(), ReleaseOutcome::Released);
+    scratch.cleanup().await;
+}
