@@ -41,6 +41,21 @@ pub struct GatewayConfig {
     pub password: Option<String>,
     /// The address the gateway listens on (HTTP and SOCKS5 ports).
     pub listen: IpAddr,
+    /// How a new session is given its exit.
+    pub assignment: ExitAssignment,
+}
+
+/// How a [`FakeGateway`] picks the exit of a new session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ExitAssignment {
+    /// In turn over the pool: predictable, for tests that need distinct
+    /// exits.
+    #[default]
+    RoundRobin,
+    /// Uniformly at random, as real residential pools behave: sessions
+    /// collide on exits by chance.
+    Random,
 }
 
 impl Default for GatewayConfig {
@@ -60,7 +75,14 @@ impl GatewayConfig {
                 .collect(),
             password: Some(DEFAULT_GATEWAY_PASSWORD.to_owned()),
             listen: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            assignment: ExitAssignment::RoundRobin,
         }
+    }
+
+    /// Gives new sessions their exits this way.
+    pub fn assignment(mut self, assignment: ExitAssignment) -> Self {
+        self.assignment = assignment;
+        self
     }
 
     /// Uses these exit addresses (loopback addresses only).
@@ -186,6 +208,7 @@ pub struct GatewayStats {
 
 struct GatewayState {
     exits: Vec<IpAddr>,
+    assignment: ExitAssignment,
     password: Option<String>,
     inner: Mutex<GatewayInner>,
     tasks: Tasks,
@@ -206,7 +229,8 @@ struct GatewayInner {
 ///
 /// It checks Basic proxy credentials, reads the session id from them in
 /// every shipped provider's format ([`session_from_credentials`]), pins each
-/// session to an exit address (round robin over the pool) and **binds its
+/// session to an exit address (round robin over the pool, or at random;
+/// see [`ExitAssignment`]) and **binds its
 /// outbound socket to that address**, so the server on the other side sees
 /// a different source IP per session. A request without a session leaves
 /// through a random exit. It only connects to loopback destinations.
@@ -263,6 +287,7 @@ impl FakeGateway {
         let tasks = Tasks::default();
         let state = Arc::new(GatewayState {
             exits: config.exits,
+            assignment: config.assignment,
             password: config.password,
             inner: Mutex::new(GatewayInner::default()),
             tasks: tasks.clone(),
@@ -501,8 +526,16 @@ impl GatewayState {
             Some(id) => match inner.sessions.get(id) {
                 Some(exit) => *exit,
                 None => {
-                    let exit = self.exits[inner.next_exit % self.exits.len()];
-                    inner.next_exit = inner.next_exit.wrapping_add(1);
+                    let exit = match self.assignment {
+                        ExitAssignment::RoundRobin => {
+                            let exit = self.exits[inner.next_exit % self.exits.len()];
+                            inner.next_exit = inner.next_exit.wrapping_add(1);
+                            exit
+                        }
+                        ExitAssignment::Random => {
+                            self.exits[rand::random_range(0..self.exits.len())]
+                        }
+                    };
                     inner.sessions.insert(id.to_owned(), exit);
                     inner.stats.sessions += 1;
                     exit

@@ -23,7 +23,8 @@ mod target;
 mod tls;
 
 pub use gateway::{
-    DEFAULT_GATEWAY_PASSWORD, FakeGateway, GatewayConfig, GatewayFault, GatewayStats,
+    DEFAULT_GATEWAY_PASSWORD, ExitAssignment, FakeGateway, GatewayConfig, GatewayFault,
+    GatewayStats,
 };
 pub use judge::{FakeJudge, JudgeFault, JudgeShape, JudgeStats};
 pub use session::session_from_credentials;
