@@ -189,18 +189,17 @@ impl StoreUrl {
             }
             StoreUrl::RedisCluster(nodes) => {
                 let first = nodes.first().map(|n| redact_url(n)).unwrap_or_default();
-                let scheme_end = first.find("://").unwrap_or(0);
-                let rest: Vec<String> = nodes
-                    .iter()
-                    .skip(1)
-                    .filter_map(|n| n.split_once("://").map(|(_, r)| r.to_owned()))
-                    .map(|r| host_of(&r))
-                    .collect();
-                let mut text = format!("{}+cluster{}", &first[..scheme_end], &first[scheme_end..]);
-                for host in rest {
-                    text.push(',');
-                    text.push_str(&host);
+                let (scheme, rest) = first.split_once("://").unwrap_or(("redis", ""));
+                let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+                let (authority, tail) = rest.split_at(authority_end);
+                let mut text = format!("{scheme}+cluster://{authority}");
+                for node in nodes.iter().skip(1) {
+                    if let Some((_, rest)) = node.split_once("://") {
+                        text.push(',');
+                        text.push_str(&host_of(rest));
+                    }
                 }
+                text.push_str(tail);
                 text
             }
         }
@@ -212,7 +211,12 @@ impl StoreUrl {
             StoreUrl::Postgres(url) | StoreUrl::Redis(url) | StoreUrl::Mssql(url) => {
                 url_password(url).into_iter().collect()
             }
-            StoreUrl::RedisCluster(nodes) => nodes.iter().filter_map(|n| url_password(n)).collect(),
+            // Every node URL carries the same user-info.
+            StoreUrl::RedisCluster(nodes) => nodes
+                .first()
+                .and_then(|n| url_password(n))
+                .into_iter()
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -359,7 +363,7 @@ mod tests {
         );
         assert_eq!(
             url.redacted(),
-            "redis+cluster://u:***@127.0.0.1:7000,127.0.0.1:7001"
+            "redis+cluster://u:***@127.0.0.1:7000,127.0.0.1:7001/"
         );
         assert_eq!(url.passwords(), ["s3cret"]);
         let tls = StoreUrl::parse("rediss+cluster://h1:1,h2:2").unwrap();
