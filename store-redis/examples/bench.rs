@@ -2,8 +2,8 @@
 //! looping "random key of K, `try_reserve`, `release` if reserved".
 //!
 //! ```sh
-//! REDIS_URL=redis://127.0.0.1:6379 cargo run --release -p store-redis --example bench -- [seconds] [clients] [keys]
-//! REDIS_CLUSTER_URLS=redis://127.0.0.1:7001,… cargo run --release -p store-redis --example bench -- 15 --cluster
+//! REDIS_URL=redis://127.0.0.1:6379 cargo run --release -p store-redis --example redis-bench -- [seconds] [clients] [keys]
+//! REDIS_CLUSTER_URLS=redis://127.0.0.1:7001,… cargo run --release -p store-redis --example redis-bench -- 15 --cluster
 //! ```
 //!
 //! `--current-thread` runs the clients on a single-threaded Tokio runtime.
@@ -46,7 +46,11 @@ async fn run(args: Vec<String>) -> Result<(), Box<dyn Error>> {
         .unwrap_or(100_000);
 
     let prefix = format!("bench-{}", std::process::id());
-    let builder = RedisStore::builder().key_prefix(prefix);
+    // A short generation memory so that the run's generation keys (one per
+    // key touched) leave the server soon after; the commands are the same.
+    let builder = RedisStore::builder()
+        .key_prefix(prefix)
+        .generation_memory(Duration::from_secs(60));
     let store = if cluster {
         let urls = std::env::var("REDIS_CLUSTER_URLS")
             .map_err(|_| "set REDIS_CLUSTER_URLS=redis://127.0.0.1:7001,…")?;

@@ -60,9 +60,15 @@ local value = 'v1|h|' .. g .. '|' .. g .. '|' .. string.format('%.0f', now_ms) .
   .. string.format('%.0f', expires) .. '|' .. ARGV[3] .. '|' .. ARGV[4]
 if not redis.call('SET', KEYS[1], value, 'NX', 'PX', ttl) then return false end
 redis.call('SET', KEYS[2], g, 'PX', ttl + tonumber(ARGV[5]))
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. string.format('%.0f', now_ms))
+-- Drop index entries of leases that expired unreleased; one reserve in 8
+-- (by the clock) is enough to keep the index bounded, and listing prunes too.
+if now_ms % 8 == 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. string.format('%.0f', now_ms))
+end
 redis.call('ZADD', KEYS[3], expires, ARGV[1])
-if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], ttl) end
+-- The index must outlive its longest lease; doubling the TTL when it is
+-- extended spares the PEXPIRE on most reserves that follow.
+if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], ttl * 2) end
 return value
 "#;
 
@@ -113,7 +119,7 @@ local value = 'v1|c|' .. grant .. '|' .. ng .. '|' .. string.format('%.0f', now_
 redis.call('SET', KEYS[1], value, 'PX', cooldown)
 redis.call('SET', KEYS[2], ng, 'PX', cooldown + tonumber(ARGV[6]))
 redis.call('ZADD', KEYS[3], expires, ARGV[1])
-if redis.call('PTTL', KEYS[3]) < cooldown then redis.call('PEXPIRE', KEYS[3], cooldown) end
+if redis.call('PTTL', KEYS[3]) < cooldown then redis.call('PEXPIRE', KEYS[3], cooldown * 2) end
 return value
 "#;
 
@@ -136,7 +142,7 @@ redis.call('SET', KEYS[1], value, 'PX', ttl)
 local keep = ttl + tonumber(ARGV[5])
 if redis.call('PTTL', KEYS[2]) < keep then redis.call('PEXPIRE', KEYS[2], keep) end
 redis.call('ZADD', KEYS[3], expires, ARGV[1])
-if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], ttl) end
+if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], ttl * 2) end
 return value
 "#;
 
