@@ -94,15 +94,18 @@ impl SqliteStoreOptions {
     /// Opens the database named by a `sqlite:` URL (`sqlite://data.db`,
     /// `sqlite:///abs/path.db?mode=rwc`, `sqlite::memory:`).
     ///
-    /// The URL's own flags apply: as in sqlx, a file is created only with
-    /// `mode=rwc`. An in-memory URL gives the same store as
-    /// [`in_memory`](Self::in_memory).
+    /// A missing file is created, as with [`open`](Self::open), unless the
+    /// URL sets its own `mode=` (`ro`, `rw`, `rwc`), which then applies. An
+    /// in-memory URL gives the same store as [`in_memory`](Self::in_memory).
     pub async fn connect(&self, url: &str) -> Result<SqliteStore, SqliteStoreError> {
-        let connect =
+        let mut connect =
             SqliteConnectOptions::from_str(url).map_err(|source| SqliteStoreError::InvalidUrl {
                 url: url.to_owned(),
                 source,
             })?;
+        if !url.contains("mode=") {
+            connect = connect.create_if_missing(true);
+        }
         if is_memory_url(url) {
             self.open_memory(connect).await
         } else {

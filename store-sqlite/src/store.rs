@@ -446,18 +446,6 @@ fn generation_of(id: i64, generation: i64) -> Result<u64, SqliteStoreError> {
     })
 }
 
-/// Reads back a stored (already normalised) domain.
-///
-/// An IPv6 target is stored bare (`2001:db8::1`), which `TargetDomain::parse`
-/// reads as host and port; it accepts it in brackets.
-fn stored_domain(text: &str) -> Option<TargetDomain> {
-    TargetDomain::parse(text).ok().or_else(|| {
-        text.parse::<std::net::Ipv6Addr>()
-            .ok()
-            .and_then(|_| TargetDomain::parse(&format!("[{text}]")).ok())
-    })
-}
-
 /// One row of [`LIST`].
 #[derive(sqlx::FromRow)]
 struct ListedRow {
@@ -487,8 +475,8 @@ impl ListedRow {
             .ip_address
             .parse()
             .map_err(|_| corrupt("ip_address", &self.ip_address))?;
-        let domain = stored_domain(&self.target_domain)
-            .ok_or_else(|| corrupt("target_domain", &self.target_domain))?;
+        let domain = TargetDomain::parse(&self.target_domain)
+            .map_err(|_| corrupt("target_domain", &self.target_domain))?;
         let app_id =
             AppId::new(self.app_id.as_str()).map_err(|_| corrupt("app_id", &self.app_id))?;
         let (state, released_at) = if self.released {

@@ -282,6 +282,14 @@ async fn connect_accepts_file_and_memory_urls() {
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("url.db").display());
     let store = SqliteStore::connect(&url).await.unwrap();
     must_reserve(&store, &key(1), 60).await;
+    // Without a mode, a missing file is created too; with mode=rw it is not.
+    let plain = format!("sqlite://{}", dir.path().join("plain.db").display());
+    must_reserve(&SqliteStore::connect(&plain).await.unwrap(), &key(1), 60).await;
+    let read_write = format!(
+        "sqlite://{}?mode=rw",
+        dir.path().join("absent.db").display()
+    );
+    assert!(SqliteStore::connect(&read_write).await.is_err());
 
     let memory = SqliteStore::connect("sqlite::memory:").await.unwrap();
     must_reserve(&memory, &key(1), 60).await;
