@@ -255,6 +255,33 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_that_is_down_or_moving_is_unavailable() {
+        for kind in [
+            ServerErrorKind::ClusterDown,
+            ServerErrorKind::TryAgain,
+            ServerErrorKind::MasterDown,
+            ServerErrorKind::BusyLoading,
+            ServerErrorKind::Moved,
+            ServerErrorKind::Ask,
+            ServerErrorKind::ReadOnly,
+        ] {
+            let error = command(
+                Operation::Reserve,
+                RedisError::from((ErrorKind::Server(kind), "test")),
+            );
+            assert!(
+                matches!(error, StoreError::Unavailable { .. }),
+                "{kind:?}: {error:?}"
+            );
+        }
+        let script = RedisError::from((ErrorKind::Server(ServerErrorKind::ResponseError), "ERR"));
+        assert!(matches!(
+            command(Operation::Reserve, script),
+            StoreError::Backend { .. }
+        ));
+    }
+
+    #[test]
     fn configuration_errors_are_not_transient() {
         let error: StoreError = RedisStoreError::NoClusterNodes.into();
         assert!(matches!(error, StoreError::Configuration { .. }));
