@@ -59,15 +59,25 @@ pub(crate) fn list_variant(by_domain: bool, by_app: bool, include_released: bool
 fn sql(text: String) -> SqlStr {
     // Dynamic only by the table name, a validated and quoted identifier;
     // every value travels as a parameter (or, in simple-query mode, as a
-    // literal escaped by `inline`).
-    sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(text))
+    // literal escaped by `inline`). Shared (`Arc<str>`), so handing the
+    // statement to sqlx for each execution copies no text.
+    sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(std::sync::Arc::<str>::from(text)))
 }
 
 impl Statements {
     pub(crate) fn new(table: &QualifiedTable) -> Self {
         let t = &table.quoted;
+        // A grant is found by its key first, through the unique partial
+        // index (a lookup among the key's few entries), then checked for its
+        // id and generation. Found by id alone, the planner may prefer a
+        // full scan of that same partial index (the `released = false`
+        // condition matches its predicate), which on a small or freshly
+        // analysed table it costs like a primary-key lookup, but which
+        // grows with every dead entry churn leaves until vacuum.
         let live = format!(
-            "r.released = false AND r.cooling_down = false AND {} > clock_timestamp()",
+            "r.ip_address = $1::varchar AND r.target_domain = $2::varchar \
+             AND r.released = false AND r.id = $3::bigint AND r.generation = $4::bigint \
+             AND r.cooling_down = false AND {} > clock_timestamp()",
             expires("r")
         );
 
@@ -109,15 +119,14 @@ impl Statements {
         // Release, cooldown and renew act on one grant: (id, generation),
         // still live. A stale lease matches no row and changes nothing.
         let release = format!(
-            "UPDATE {t} AS r SET released = true, released_at = clock_timestamp() \
-             WHERE r.id = $1::bigint AND r.generation = $2::bigint AND {live}"
+            "UPDATE {t} AS r SET released = true, released_at = clock_timestamp() WHERE {live}"
         );
         // The cooldown keeps the row (and with it the key) but draws a new
         // generation, so the former holder's lease no longer matches it.
         let release_with_cooldown = format!(
             "UPDATE {t} AS r SET cooling_down = true, generation = DEFAULT, \
-                 reserved_at = clock_timestamp(), ttl_seconds = $3::integer \
-             WHERE r.id = $1::bigint AND r.generation = $2::bigint AND {live}"
+                 reserved_at = clock_timestamp(), ttl_seconds = $5::integer \
+             WHERE {live}"
         );
         // Renewal keeps reserved_at (when the lease was granted) and extends
         // ttl_seconds to the whole seconds elapsed plus the new TTL, so
@@ -126,16 +135,20 @@ impl Statements {
         let renew = format!(
             "UPDATE {t} AS r SET ttl_seconds = \
                  greatest(0, ceil(extract(epoch FROM clock_timestamp() - r.reserved_at)))::integer \
-                 + $3::integer \
-             WHERE r.id = $1::bigint AND r.generation = $2::bigint AND {live} \
+                 + $5::integer \
+             WHERE {live} \
              RETURNING r.reserved_at, {returned_expiry} AS expires_at",
             returned_expiry = expires("r"),
         );
         // The operator's release: whatever grant has this id, held or
-        // cooling down, as long as it is active.
+        // cooling down, as long as it is active. `IS NOT TRUE` (the column is
+        // NOT NULL, so it means `= false`) keeps the planner on the primary
+        // key: `= false` would match the partial index's predicate and
+        // invite a full scan of it (see `live`).
         let release_by_id = format!(
             "UPDATE {t} AS r SET released = true, released_at = clock_timestamp() \
-             WHERE r.id = $1::bigint AND r.released = false AND {expiry} > clock_timestamp()",
+             WHERE r.id = $1::bigint AND r.released IS NOT TRUE \
+             AND {expiry} > clock_timestamp()",
             expiry = expires("r"),
         );
         // History only: released rows by release time (ix_…_purge), and rows

@@ -379,10 +379,10 @@ impl PostgresStore {
     }
 
     /// The row id and generation a lease names, if it could name a row.
-    fn grant(lease: &Lease) -> Option<(i64, i64)> {
+    fn grant(lease: &Lease) -> Option<(String, i64, i64)> {
         let id = lease.id.as_str().parse::<i64>().ok()?;
         let generation = i64::try_from(lease.generation).ok()?;
-        Some((id, generation))
+        Some((lease.ip.to_string(), id, generation))
     }
 
     async fn released(
@@ -419,10 +419,15 @@ impl ReservationStore for PostgresStore {
     }
 
     async fn release(&self, lease: &Lease) -> Result<ReleaseOutcome, StoreError> {
-        let Some((id, generation)) = Self::grant(lease) else {
+        let Some((ip, id, generation)) = Self::grant(lease) else {
             return Ok(ReleaseOutcome::NotHeld);
         };
-        let params = [Param::Int(id), Param::Int(generation)];
+        let params = [
+            Param::Text(&ip),
+            Param::Text(lease.domain.as_str()),
+            Param::Int(id),
+            Param::Int(generation),
+        ];
         Ok(self
             .released(RELEASE, &self.inner.statements.release, &params)
             .await?)
@@ -433,10 +438,12 @@ impl ReservationStore for PostgresStore {
         lease: &Lease,
         cooldown: Ttl,
     ) -> Result<ReleaseOutcome, StoreError> {
-        let Some((id, generation)) = Self::grant(lease) else {
+        let Some((ip, id, generation)) = Self::grant(lease) else {
             return Ok(ReleaseOutcome::NotHeld);
         };
         let params = [
+            Param::Text(&ip),
+            Param::Text(lease.domain.as_str()),
             Param::Int(id),
             Param::Int(generation),
             Param::Int(i64::from(cooldown.as_secs())),
@@ -451,10 +458,12 @@ impl ReservationStore for PostgresStore {
     }
 
     async fn renew(&self, lease: &Lease, ttl: Ttl) -> Result<RenewOutcome, StoreError> {
-        let Some((id, generation)) = Self::grant(lease) else {
+        let Some((ip, id, generation)) = Self::grant(lease) else {
             return Ok(RenewOutcome::Lost);
         };
         let params = [
+            Param::Text(&ip),
+            Param::Text(lease.domain.as_str()),
             Param::Int(id),
             Param::Int(generation),
             Param::Int(i64::from(ttl.as_secs())),
