@@ -43,11 +43,13 @@ CREATE UNIQUE INDEX IF NOT EXISTS "uq_proxy_reservation_ip_address"
     ON "proxy_reservation" (ip_address, target_domain)
     WHERE released = false;
 
--- Listing by domain and by app, newest first, active rows and history.
+-- Listing history by domain and by app, newest first: in the listing's
+-- exact order, so a LIMIT stops early. (Active rows are listed through the
+-- unique partial index, which holds only them.)
 CREATE INDEX IF NOT EXISTS "ix_proxy_reservation_domain"
-    ON "proxy_reservation" (target_domain, reserved_at DESC);
+    ON "proxy_reservation" (target_domain, reserved_at DESC, generation DESC);
 CREATE INDEX IF NOT EXISTS "ix_proxy_reservation_app"
-    ON "proxy_reservation" (app_id, reserved_at DESC);
+    ON "proxy_reservation" (app_id, reserved_at DESC, generation DESC);
 
 -- Purging released history by release time (rows released by applications
 -- of the original design have no released_at: their grant time stands in).
