@@ -114,16 +114,10 @@ impl KeySpace {
 }
 
 /// The domain whose normalised text is exactly `text`.
-///
-/// An IPv6 target normalises to bare `2001:db8::1`, which
-/// [`TargetDomain::parse`] reads as host and port; it is re-read in brackets.
 fn normalised_domain(text: &str) -> Option<TargetDomain> {
-    let domain = if text.parse::<std::net::Ipv6Addr>().is_ok() {
-        TargetDomain::parse(&format!("[{text}]"))
-    } else {
-        TargetDomain::parse(text)
-    };
-    domain.ok().filter(|d| d.as_str() == text)
+    TargetDomain::parse(text)
+        .ok()
+        .filter(|d| d.as_str() == text)
 }
 
 /// The domain as it appears inside the hash tag: braces percent-encoded.
