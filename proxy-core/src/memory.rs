@@ -162,7 +162,7 @@ impl ReservationStore for MemoryStore {
         let now = Instant::now();
         let mut state = self.state();
         state.reserves += 1;
-        if state.reserves % SWEEP_EVERY == 0 {
+        if state.reserves.is_multiple_of(SWEEP_EVERY) {
             state.sweep(now);
         }
         if let Some(existing) = state.active.get(key) {

@@ -212,7 +212,7 @@ pub(crate) fn lifetime(
         LifetimeUnit::Minutes => (60, "minutes"),
     };
     let secs = lifetime.as_secs();
-    let whole = lifetime.subsec_nanos() == 0 && secs % unit_secs == 0;
+    let whole = lifetime.subsec_nanos() == 0 && secs.is_multiple_of(unit_secs);
     let count = secs / unit_secs;
     if whole && (min..=max).contains(&count) {
         Ok(count)

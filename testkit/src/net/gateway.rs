@@ -666,10 +666,10 @@ impl GatewayState {
         for name in &HOP_BY_HOP {
             parts.headers.remove(name);
         }
-        if !parts.headers.contains_key(header::HOST) {
-            if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
-                parts.headers.insert(header::HOST, host);
-            }
+        if !parts.headers.contains_key(header::HOST)
+            && let Ok(host) = HeaderValue::from_str(authority.as_str())
+        {
+            parts.headers.insert(header::HOST, host);
         }
         if let Some(client) = forwarded_for {
             let chain = match parts

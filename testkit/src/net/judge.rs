@@ -257,14 +257,13 @@ impl JudgeState {
         let fault = lock(&self.fault).clone();
         let shape = JudgeShape::of_request(request.uri().path(), request.uri().query());
         let mut address = peer.to_string();
-        if shape == JudgeShape::Httpbin {
-            if let Some(forwarded) = request
+        if shape == JudgeShape::Httpbin
+            && let Some(forwarded) = request
                 .headers()
                 .get("x-forwarded-for")
                 .and_then(|v| v.to_str().ok())
-            {
-                address = format!("{forwarded}, {address}");
-            }
+        {
+            address = format!("{forwarded}, {address}");
         }
         match fault {
             None => {}
