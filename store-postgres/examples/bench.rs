@@ -51,7 +51,11 @@ fn args() -> Args {
     };
     let mut words = std::env::args().skip(1);
     while let Some(word) = words.next() {
-        let mut value = || words.next().unwrap_or_else(|| panic!("{word} needs a value"));
+        let mut value = || {
+            words
+                .next()
+                .unwrap_or_else(|| panic!("{word} needs a value"))
+        };
         match word.as_str() {
             "--seconds" => args.seconds = value().parse().expect("--seconds"),
             "--clients" => args.clients = value().parse().expect("--clients"),
@@ -137,11 +141,7 @@ async fn bench(args: Args) {
     .expect("count")
     .get("n");
 
-    let config = StoreBenchConfig::new(
-        args.clients,
-        Duration::from_secs(args.seconds),
-        args.keys,
-    );
+    let config = StoreBenchConfig::new(args.clients, Duration::from_secs(args.seconds), args.keys);
     let store: Arc<dyn ReservationStore> = Arc::new(store);
     let report = run_store_bench(store, &config).await;
     let mut json = serde_json::to_value(&report).expect("report serialises");

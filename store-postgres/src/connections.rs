@@ -125,13 +125,11 @@ impl Checkout<'_> {
     /// Records how the operation ended: a broken session is closed, a
     /// healthy one may be kept.
     pub(crate) fn finished(&mut self, error: Option<&sqlx::Error>) {
-        let broken = error.is_some_and(broken_session);
-        if broken {
-            if let Some(conn) = self.conn.as_mut() {
-                conn.close_on_drop();
-            }
+        if error.is_some_and(broken_session) {
+            self.close();
+        } else {
+            self.reusable = true;
         }
-        self.reusable = !broken;
     }
 }
 

@@ -114,13 +114,12 @@ pub enum PostgresStoreError {
 impl From<PostgresStoreError> for StoreError {
     fn from(error: PostgresStoreError) -> Self {
         use PostgresStoreError as E;
-        let configuration = |message: String, source: Option<proxy_core::BoxError>| {
-            StoreError::Configuration {
+        let configuration =
+            |message: String, source: Option<proxy_core::BoxError>| StoreError::Configuration {
                 store: STORE_NAME,
                 message,
                 source,
-            }
-        };
+            };
         match error {
             E::InvalidIdentifier { .. } => configuration(error.to_string(), None),
             E::InvalidUrl { .. }

@@ -46,7 +46,9 @@ impl Identifier {
             ));
         }
         if kind == "schema" && name.starts_with("pg_") {
-            return Err(invalid("names starting with pg_ are reserved by PostgreSQL"));
+            return Err(invalid(
+                "names starting with pg_ are reserved by PostgreSQL",
+            ));
         }
         Ok(Self(name.to_owned()))
     }

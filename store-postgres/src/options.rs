@@ -260,7 +260,11 @@ impl PostgresStoreBuilder {
                  one extra round trip per operation"
             );
         }
-        Ok(PostgresStore::assemble(Connections::shared(pool), table, &self))
+        Ok(PostgresStore::assemble(
+            Connections::shared(pool),
+            table,
+            &self,
+        ))
     }
 
     pub(crate) fn mode(&self) -> StatementMode {
@@ -312,7 +316,10 @@ mod tests {
             .statement_timeout(None);
         let options = builder.connect_options("postgres://127.0.0.1/db").unwrap();
         assert_eq!(options.get_options(), None);
-        assert_eq!(builder.set_local_prefix(), "SET LOCAL lock_timeout = 5000; ");
+        assert_eq!(
+            builder.set_local_prefix(),
+            "SET LOCAL lock_timeout = 5000; "
+        );
     }
 
     #[test]
@@ -322,7 +329,9 @@ mod tests {
             .qualified_table()
             .unwrap_err();
         assert!(
-            error.to_string().contains("invalid table name \"Bad-Name\""),
+            error
+                .to_string()
+                .contains("invalid table name \"Bad-Name\""),
             "{error}"
         );
         let error = PostgresStoreBuilder::new()

@@ -181,10 +181,7 @@ impl Statements {
                     next += 1;
                 }
                 if !include_released {
-                    conditions.push(format!(
-                        "r.released = false AND {} > now()",
-                        expires("r")
-                    ));
+                    conditions.push(format!("r.released = false AND {} > now()", expires("r")));
                 }
                 let conditions = if conditions.is_empty() {
                     "true".to_owned()

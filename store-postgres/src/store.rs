@@ -9,9 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use proxy_core::{
-    AppId, Lease, LeaseId, ListFilter, ReleaseOutcome, RenewOutcome, Reservation,
-    ReservationKey, ReservationState, ReservationStore, ReserveOutcome, StoreError, StoreInfo,
-    TargetDomain, Ttl,
+    AppId, Lease, LeaseId, ListFilter, ReleaseOutcome, RenewOutcome, Reservation, ReservationKey,
+    ReservationState, ReservationStore, ReserveOutcome, StoreError, StoreInfo, TargetDomain, Ttl,
 };
 use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgQueryResult, PgRow};
 use sqlx::{AssertSqlSafe, Postgres, Row, SqlSafeStr, SqlStr};
@@ -110,7 +109,11 @@ impl PostgresStore {
     /// [`PostgresStoreBuilder::build`] for what that means for timeouts).
     pub fn from_pool(pool: PgPool) -> Self {
         let table = QualifiedTable::new(None, Identifier::trusted(DEFAULT_TABLE));
-        Self::assemble(Connections::shared(pool), table, &PostgresStoreBuilder::new())
+        Self::assemble(
+            Connections::shared(pool),
+            table,
+            &PostgresStoreBuilder::new(),
+        )
     }
 
     /// Settings for a store: names, timeouts, pool, statement mode.
@@ -169,21 +172,23 @@ impl PostgresStore {
             .checkout()
             .await
             .map_err(|error| classify_acquire(MIGRATE, error))?;
+        // Migrators queue on sqlx's advisory lock and a first migration of a
+        // large existing table may rewrite it: the store's timeouts are for
+        // reservations, not for this. The session is closed afterwards, so
+        // the pool never sees these settings.
+        checkout.close();
         let conn = Self::connection(&mut checkout)
             .map_err(|failure| failure.classify(MIGRATE, &self.inner.table))?;
+        sqlx::raw_sql("SET lock_timeout = 0; SET statement_timeout = 0")
+            .execute(&mut *conn)
+            .await
+            .map_err(|error| classify_statement(MIGRATE, &self.inner.table.display, error))?;
         // `run_direct` is what `Migrator::run` calls after acquiring; called
         // on the connection itself, the future stays `Send` (sqlx's own
         // workaround for "implementation of `Acquire` is not general
-        // enough"), and the connection stays ours to close on failure.
+        // enough"). Closing the session also ends sqlx's session-level
+        // advisory lock, which a failed migration leaves held.
         let result = migrator.run_direct(None, conn, false).await;
-        // sqlx takes a session-level advisory lock and does not release it
-        // when a migration fails: a failed run's session is closed, so the
-        // lock goes with it instead of staying on a pooled connection.
-        if result.is_err() {
-            checkout.close();
-        } else {
-            checkout.finished(None);
-        }
         result.map_err(|source| PostgresStoreError::Migrate {
             table: self.inner.table.display.clone(),
             source,

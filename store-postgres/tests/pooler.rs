@@ -14,10 +14,8 @@ use store_postgres::{PostgresStore, StatementMode};
 const SCHEMA: &str = "proxy_reserve_pooler";
 
 async fn store() -> Option<PostgresStore> {
-    let direct = testkit::backend::url_from_env(
-        "POSTGRES_URL",
-        "postgres://postgres@127.0.0.1:5432/test",
-    )?;
+    let direct =
+        testkit::backend::url_from_env("POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")?;
     testkit::backend::store_or_skip(
         "PGBOUNCER_URL",
         "postgres://postgres@127.0.0.1:6432/test",

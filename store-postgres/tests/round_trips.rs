@@ -14,9 +14,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use proxy_core::{
-    AppId, ReleaseOutcome, ReservationKey, ReservationStore, ReserveOutcome, Ttl,
-};
+use proxy_core::{AppId, ReleaseOutcome, ReservationKey, ReservationStore, ReserveOutcome, Ttl};
 use store_postgres::sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use store_postgres::sqlx::{self, Connection};
 use store_postgres::{PostgresStore, StatementMode};
@@ -50,7 +48,9 @@ impl FrontendParser {
             }
             let message: Vec<u8> = self.buffer.drain(..total).collect();
             if self.started {
-                seen.lock().unwrap().push((message[0], message[5..].to_vec()));
+                seen.lock()
+                    .unwrap()
+                    .push((message[0], message[5..].to_vec()));
             } else {
                 // The StartupMessage carries protocol 3.0 (196608); an
                 // SSLRequest would be answered before it.
@@ -204,7 +204,10 @@ async fn a_reserve_attempt_is_one_statement_in_one_round_trip() {
         assert!(matches!(takeover, ReserveOutcome::Reserved(_)));
 
         quiet(&seen).await;
-        assert_eq!(store.release(&warm).await.unwrap(), ReleaseOutcome::Released);
+        assert_eq!(
+            store.release(&warm).await.unwrap(),
+            ReleaseOutcome::Released
+        );
         let release = types(&seen);
         // The release statement's first use on this connection prepares it.
         let release_again = {
@@ -214,7 +217,10 @@ async fn a_reserve_attempt_is_one_statement_in_one_round_trip() {
                 panic!("released key taken")
             };
             quiet(&seen).await;
-            assert_eq!(store.release(&lease).await.unwrap(), ReleaseOutcome::Released);
+            assert_eq!(
+                store.release(&lease).await.unwrap(),
+                ReleaseOutcome::Released
+            );
             types(&seen)
         };
         assert_eq!(release_again, expected, "{mode:?} release: {release}");
