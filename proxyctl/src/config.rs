@@ -96,10 +96,9 @@ impl Config {
         if let Some(password) = file.provider.as_ref().and_then(|p| p.password.as_ref()) {
             register_secret(proxy_core::secrecy::ExposeSecret::expose_secret(password));
         }
-        if let Some(url) = file.store.as_ref().and_then(|s| s.url.as_deref()) {
-            if let Some(password) = crate::store_url::url_password(url) {
-                register_secret(&password);
-            }
+        let store_url = file.store.as_ref().and_then(|s| s.url.as_deref());
+        if let Some(password) = store_url.and_then(crate::store_url::url_password) {
+            register_secret(&password);
         }
         Ok(Self { file })
     }
@@ -143,7 +142,13 @@ impl Config {
             .with_process_env()?;
         if !judges.judges.is_empty() {
             let list = judges.judges.join(",");
-            settings = settings.with_env_vars([("PROXY_JUDGES", list)])?;
+            settings = settings
+                .with_env_vars([("PROXY_JUDGES", list.as_str())])
+                .map_err(|error| CliError::BadValue {
+                    what: "--judge",
+                    value: list.clone(),
+                    reason: error.to_string(),
+                })?;
         }
         Ok(settings)
     }

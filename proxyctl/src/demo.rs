@@ -48,8 +48,11 @@ const ROTATING_SIGNALS: [SignalKind; 6] = [
     SignalKind::ProxyFailed,
     SignalKind::Timeout,
 ];
+/// How long the site takes to serve a page: a few seconds of scraping in
+/// all, long enough for the site's mood to matter.
+const PAGE_DELAY: Duration = Duration::from_millis(50);
 /// How often the site may turn against one of the exits in use.
-const MOOD_TICK: Duration = Duration::from_millis(120);
+const MOOD_TICK: Duration = Duration::from_millis(150);
 
 /// `demo`.
 pub(crate) async fn run(config: &Config, args: &DemoArgs, json: bool) -> Result<(), CliError> {
@@ -145,22 +148,20 @@ pub(crate) async fn run(config: &Config, args: &DemoArgs, json: bool) -> Result<
         }
     }
     stop.store(true, Ordering::Relaxed);
-    let _ = mood.await;
+    let site_moods = mood.await.unwrap_or_default();
     let wall = started.elapsed();
     bar.finish_and_clear();
     if let Some(error) = fatal {
         return Err(error);
     }
 
-    let summary = Summary::build(
-        args,
-        &url,
-        &domain,
-        &ledger,
-        metrics.snapshot(),
-        network.target.stats().total.requests,
+    let facts = RunFacts {
+        metrics: metrics.snapshot(),
+        site_requests: network.target.stats().total.requests,
+        site_moods,
         wall,
-    );
+    };
+    let summary = Summary::build(args, &url, &domain, &ledger, facts);
     if json {
         print_json(&summary)?;
     } else {
@@ -175,11 +176,9 @@ pub(crate) async fn run(config: &Config, args: &DemoArgs, json: bool) -> Result<
 }
 
 /// The fake network of the demo: `exits` exits given out at random, three
-/// judges, a target that serves pages after a short delay.
+/// judges, a target that serves pages after [`PAGE_DELAY`].
 async fn start_network(exits: u8) -> Result<FakeNetwork, CliError> {
-    let rules = TargetRules::open()
-        .delay(Duration::from_millis(10))
-        .page_bytes(2048);
+    let rules = TargetRules::open().delay(PAGE_DELAY).page_bytes(2048);
     let mut config = FakeNetworkConfig::with_exit_count(exits).target_rules(rules);
     config.gateway = config.gateway.assignment(ExitAssignment::Random);
     Ok(FakeNetwork::start_with(config).await?)
@@ -208,9 +207,15 @@ fn demo_policy() -> SessionPolicy {
 
 /// Every few ticks, the site turns against one exit in use for a moment:
 /// 403, a CAPTCHA page, or 429 with `Retry-After: 1`.
-async fn site_mood(network: Arc<FakeNetwork>, ledger: Arc<Ledger>, stop: Arc<AtomicBool>) {
+/// Returns how often it did each.
+async fn site_mood(
+    network: Arc<FakeNetwork>,
+    ledger: Arc<Ledger>,
+    stop: Arc<AtomicBool>,
+) -> BTreeMap<&'static str, u64> {
     let target: &FakeTarget = &network.target;
     let mut forced: HashMap<IpAddr, Instant> = HashMap::new();
+    let mut moods: BTreeMap<&'static str, u64> = BTreeMap::new();
     while !stop.load(Ordering::Relaxed) {
         tokio::time::sleep(MOOD_TICK).await;
         let now = Instant::now();
@@ -221,31 +226,43 @@ async fn site_mood(network: Arc<FakeNetwork>, ledger: Arc<Ledger>, stop: Arc<Ato
             }
             keep
         });
-        let held = ledger.held_ips();
-        if held.is_empty() {
+        let calm: Vec<IpAddr> = ledger
+            .held_ips()
+            .into_iter()
+            .filter(|ip| !forced.contains_key(ip))
+            .collect();
+        if calm.is_empty() {
             continue;
         }
-        let ip = held[rand::random_range(0..held.len())];
-        if forced.contains_key(&ip) {
-            continue;
-        }
-        let (behavior, lasts) = match rand::random_range(0..100u32) {
-            0..35 => (TargetBehavior::Forbidden, Duration::from_millis(300)),
-            35..65 => (TargetBehavior::Captcha, Duration::from_millis(300)),
+        let ip = calm[rand::random_range(0..calm.len())];
+        let (mood, behavior, lasts) = match rand::random_range(0..100u32) {
+            0..35 => (
+                "forbidden",
+                TargetBehavior::Forbidden,
+                Duration::from_millis(300),
+            ),
+            35..65 => (
+                "captcha",
+                TargetBehavior::Captcha,
+                Duration::from_millis(300),
+            ),
             // Some rate limits end before the retry, some outlast two.
             _ => (
+                "rate_limited",
                 TargetBehavior::RateLimited {
                     retry_after_secs: 1,
                 },
-                Duration::from_millis(rand::random_range(300..3500)),
+                Duration::from_millis(rand::random_range(300..2500)),
             ),
         };
+        *moods.entry(mood).or_default() += 1;
         target.force(ip, Some(behavior));
         forced.insert(ip, now + lasts);
     }
     for ip in forced.keys() {
         target.force(*ip, None);
     }
+    moods
 }
 
 /// One worker: takes jobs until none are left, through a `ProxySession`
@@ -512,6 +529,15 @@ struct Percentiles {
     max: f64,
 }
 
+/// What the run measured besides the ledger.
+struct RunFacts {
+    metrics: MetricsSnapshot,
+    /// Requests the fake site received.
+    site_requests: u64,
+    site_moods: BTreeMap<&'static str, u64>,
+    wall: Duration,
+}
+
 /// What the demo prints.
 #[derive(Debug, Serialize)]
 struct Summary {
@@ -540,6 +566,8 @@ struct Summary {
     wrong_exit_pages: u64,
     /// Requests the fake site received.
     site_requests: u64,
+    /// How often the site turned against an exit in use, by behaviour.
+    site_moods: BTreeMap<&'static str, u64>,
     holds: usize,
     distinct_ips: usize,
     /// Pairs of workers that held one exit IP for the domain at once.
@@ -556,10 +584,14 @@ impl Summary {
         url: &StoreUrl,
         domain: &TargetDomain,
         ledger: &Ledger,
-        metrics: MetricsSnapshot,
-        site_requests: u64,
-        wall: Duration,
+        facts: RunFacts,
     ) -> Self {
+        let RunFacts {
+            metrics,
+            site_requests,
+            site_moods,
+            wall,
+        } = facts;
         let holds = ledger.holds.holds();
         let found = overlaps(&holds);
         ledger.with(|s| {
@@ -594,6 +626,7 @@ impl Summary {
                 leases_lost: s.sessions.leases_lost,
                 wrong_exit_pages: s.wrong_exit,
                 site_requests,
+                site_moods,
                 holds: holds.len(),
                 distinct_ips: distinct_ips(&holds),
                 overlaps: found.len(),
@@ -665,6 +698,22 @@ impl Summary {
                     self.acquire_latency_ms.p99,
                     self.acquire_latency_ms.max
                 ),
+            ),
+            (
+                "site moods",
+                if self.site_moods.is_empty() {
+                    "none".to_owned()
+                } else {
+                    let parts: Vec<String> = self
+                        .site_moods
+                        .iter()
+                        .map(|(k, n)| format!("{k} {n}"))
+                        .collect();
+                    format!(
+                        "the site turned against an exit in use: {}",
+                        parts.join(", ")
+                    )
+                },
             ),
             ("signals seen", by_signal(&self.signals)),
             ("rotations", by_signal(&self.rotations)),

@@ -135,8 +135,7 @@ pub(crate) async fn acquire(
     if json {
         return print_json(&acquired);
     }
-    let mut rows = table(["", ""]);
-    rows.set_header(Vec::<String>::new());
+    let mut rows = table(["acquired", ""]);
     for (name, value) in [
         ("proxy", acquired.proxy.clone()),
         ("exit IP", acquired.ip.clone()),
