@@ -8,7 +8,7 @@ use hdrhistogram::Histogram;
 use proxy_core::{AcquireError, ProxyManager, TargetDomain};
 use serde::Serialize;
 use testkit::bench::{StoreBenchConfig, StoreBenchReport, run_store_bench};
-use testkit::net::FakeNetwork;
+use testkit::net::{ExitAssignment, FakeNetwork, FakeNetworkConfig};
 use tokio::sync::Mutex;
 
 use crate::cli::{BenchAcquireArgs, BenchStoreArgs};
@@ -183,11 +183,22 @@ pub(crate) async fn acquire(
         let exits = args
             .exits
             .unwrap_or_else(|| u8::try_from((args.workers * 2).clamp(16, 254)).unwrap_or(254));
-        let started = FakeNetwork::start(exits).await?;
+        let mut network_config = FakeNetworkConfig::with_exit_count(exits);
+        if args.random_exits {
+            network_config.gateway = network_config.gateway.assignment(ExitAssignment::Random);
+        }
+        let started = FakeNetwork::start_with(network_config).await?;
         let settings = local_network::settings_for(&started, config.settings(&args.judges)?)?;
         let provider = local_network::provider_for(&started.gateway)?;
         let verifier = local_network::verifier_for(&settings)?;
-        let gateway = format!("in-process fake gateway ({exits} exits)");
+        let gateway = format!(
+            "in-process fake gateway ({exits} exits, {})",
+            if args.random_exits {
+                "random"
+            } else {
+                "in turn"
+            }
+        );
         network = Some(started);
         (provider, verifier, settings, gateway)
     };

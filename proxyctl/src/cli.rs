@@ -328,6 +328,10 @@ pub(crate) struct BenchAcquireArgs {
     /// default: twice the workers, at least 16).
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=254))]
     pub(crate) exits: Option<u8>,
+    /// Give sessions of the in-process gateway random exits (as residential
+    /// pools do, so workers collide) instead of taking exits in turn.
+    #[arg(long)]
+    pub(crate) random_exits: bool,
     #[command(flatten)]
     pub(crate) provider: ProviderArgs,
     #[command(flatten)]

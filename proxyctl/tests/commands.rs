@@ -199,7 +199,7 @@ fn bench_acquire_prints_one_json_line_without_duplicates() {
             "bench.example",
         ])
         .args(["--workers", "4", "--acquisitions", "24", "--hold-ms", "5"])
-        .args(["--exits", "6", "--json"])
+        .args(["--exits", "6", "--random-exits", "--json"])
         .output()
         .unwrap();
     let report = json_ok(&output);
