@@ -234,9 +234,20 @@ impl PostgresStoreBuilder {
         options: PgConnectOptions,
     ) -> Result<PostgresStore, PostgresStoreError> {
         let table = self.qualified_table()?;
+        let options = self.apply_to(options);
+        // One direct connection first: the pool retries failed connects
+        // until its acquire timeout and then reports only "pool timed out",
+        // hiding a refused connection, a wrong password or a missing
+        // database behind a long wait.
+        let probe = <sqlx::PgConnection as sqlx::Connection>::connect_with(&options)
+            .await
+            .map_err(|error| {
+                crate::error::classify_acquire(crate::error::Operation::read("connect"), error)
+            })?;
+        let _ = sqlx::Connection::close(probe).await;
         let pool = self
             .pool_options()
-            .connect_with(self.apply_to(options))
+            .connect_with(options)
             .await
             .map_err(|error| {
                 crate::error::classify_acquire(crate::error::Operation::read("connect"), error)
