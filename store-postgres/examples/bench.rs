@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
-//!   cargo run --release -p store-postgres --example bench -- \
+//!   cargo run --release -p store-postgres --example postgres-bench -- \
 //!   [--seconds 15] [--clients 8] [--keys 100000] [--schema proxy_bench] \
 //!   [--truncate] [--prefill-released 1000000] [--simple-query] [--drop] \
 //!   [--threads 1]

@@ -2,7 +2,7 @@
 //! clients for S seconds over K keys (defaults 8, 10, 100 000).
 //!
 //! ```sh
-//! cargo run --release -p store-sqlite --example bench -- 8 10 100000
+//! cargo run --release -p store-sqlite --example sqlite-bench -- 8 10 100000
 //! ```
 
 use std::sync::Arc;
