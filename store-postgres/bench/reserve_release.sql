@@ -2,7 +2,7 @@
 -- (testkit::bench::run_store_bench): reserve a random key of 100 000 with
 -- INSERT ... ON CONFLICT ... DO NOTHING RETURNING id, and if that reserved
 -- it, release it by id. Same table shape as the store's (run
--- `cargo run --release -p store-postgres --example bench` once to create
+-- `cargo run --release -p store-postgres --example postgres-bench` once to create
 -- proxy_bench.proxy_reservation), no expiry takeover, no generation check.
 --
 --   pgbench -M prepared -c 8 -T 20 -n -f store-postgres/bench/reserve_release.sql \
