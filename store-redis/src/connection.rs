@@ -1,6 +1,8 @@
 //! One node or a cluster, behind one interface.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use redis::aio::ConnectionManager;
 use redis::cluster_async::ClusterConnection;
@@ -10,12 +12,39 @@ use redis::{Cmd, FromRedisValue, RedisResult, ScriptInvocation, Value};
 /// How many keys one `SCAN` call asks for.
 const SCAN_COUNT: usize = 1000;
 
-/// A multiplexed connection to a single node (reconnecting on loss) or to a
-/// cluster (routing by slot, following `MOVED`/`ASK`). Both are cheap
-/// handles on shared connections: cloning one per call is the intended use.
+/// Multiplexed connections to a single node (each reconnecting on loss),
+/// taken in turn: one connection carries every caller's commands in order,
+/// so with many concurrent callers a few of them cut the queueing.
+pub(crate) struct SingleNode {
+    first: ConnectionManager,
+    others: Vec<ConnectionManager>,
+    next: AtomicUsize,
+}
+
+impl SingleNode {
+    pub(crate) fn new(first: ConnectionManager, others: Vec<ConnectionManager>) -> Self {
+        Self {
+            first,
+            others,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    fn pick(&self) -> ConnectionManager {
+        let n = self.next.fetch_add(1, Ordering::Relaxed) % (self.others.len() + 1);
+        match n.checked_sub(1).and_then(|i| self.others.get(i)) {
+            Some(other) => other.clone(),
+            None => self.first.clone(),
+        }
+    }
+}
+
+/// Single-node connections or a cluster connection (routing by slot,
+/// following `MOVED`/`ASK`). Both are cheap handles on shared connections:
+/// cloning one per call is the intended use.
 #[derive(Clone)]
 pub(crate) enum Connection {
-    Single(ConnectionManager),
+    Single(Arc<SingleNode>),
     Cluster(ClusterConnection),
 }
 
@@ -26,7 +55,10 @@ impl Connection {
         invocation: &ScriptInvocation<'_>,
     ) -> RedisResult<T> {
         match self {
-            Connection::Single(c) => invocation.invoke_async(&mut c.clone()).await,
+            Connection::Single(s) => {
+                let mut c = s.pick();
+                invocation.invoke_async(&mut c).await
+            }
             Connection::Cluster(c) => invocation.invoke_async(&mut c.clone()).await,
         }
     }
@@ -34,7 +66,10 @@ impl Connection {
     /// Runs a keyed command (routed by its key on a cluster).
     pub(crate) async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
         match self {
-            Connection::Single(c) => cmd.query_async(&mut c.clone()).await,
+            Connection::Single(s) => {
+                let mut c = s.pick();
+                cmd.query_async(&mut c).await
+            }
             Connection::Cluster(c) => cmd.query_async(&mut c.clone()).await,
         }
     }
@@ -45,8 +80,8 @@ impl Connection {
     /// is proportional to the number of keys in the database.
     pub(crate) async fn scan_all(&self, pattern: &str) -> RedisResult<Vec<String>> {
         match self {
-            Connection::Single(c) => {
-                let mut c = c.clone();
+            Connection::Single(s) => {
+                let mut c = s.pick();
                 let mut found = Vec::new();
                 let mut cursor = "0".to_owned();
                 loop {

@@ -11,8 +11,8 @@ mod store;
 pub use error::{Operation, RedisStoreError};
 pub use keys::DEFAULT_KEY_PREFIX;
 pub use store::{
-    DEFAULT_CONNECTION_TIMEOUT, DEFAULT_GENERATION_MEMORY, DEFAULT_RESPONSE_TIMEOUT, RedisStore,
-    RedisStoreBuilder,
+    DEFAULT_CONNECTION_TIMEOUT, DEFAULT_CONNECTIONS, DEFAULT_GENERATION_MEMORY,
+    DEFAULT_RESPONSE_TIMEOUT, RedisStore, RedisStoreBuilder,
 };
 
 /// The Redis driver this store is built on, so callers use the same version

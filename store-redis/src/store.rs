@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,7 +15,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 
-use crate::connection::Connection;
+use crate::connection::{Connection, SingleNode};
 use crate::error::{Operation, RedisStoreError, STORE_NAME};
 use crate::grant::StoredGrant;
 use crate::keys::{DEFAULT_KEY_PREFIX, KeySpace, LeaseRef};
@@ -29,6 +30,10 @@ pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long opening a connection may take, unless configured otherwise.
 pub const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Default number of multiplexed connections to a single node (see
+/// [`RedisStoreBuilder::connections`]).
+pub const DEFAULT_CONNECTIONS: usize = 8;
 
 /// How many leases one `MGET` of a listing reads.
 const LIST_BATCH: usize = 500;
@@ -430,6 +435,7 @@ pub struct RedisStoreBuilder {
     response_timeout: Duration,
     connection_timeout: Duration,
     generation_memory: Duration,
+    connections: usize,
 }
 
 impl Default for RedisStoreBuilder {
@@ -439,6 +445,7 @@ impl Default for RedisStoreBuilder {
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
             generation_memory: DEFAULT_GENERATION_MEMORY,
+            connections: DEFAULT_CONNECTIONS,
         }
     }
 }
@@ -484,6 +491,17 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// How many multiplexed connections [`connect`](Self::connect) opens to
+    /// a single node (default [`DEFAULT_CONNECTIONS`], at least 1); calls
+    /// take them in turn. One connection carries every caller's commands in
+    /// order, so many concurrent workers queue behind each other on it; a
+    /// few connections cut that wait. (A cluster connection has one per
+    /// node already.)
+    pub fn connections(mut self, connections: usize) -> Self {
+        self.connections = connections.max(1);
+        self
+    }
+
     /// Connects to one node.
     pub async fn connect(self, url: &str) -> Result<RedisStore, RedisStoreError> {
         let keys = KeySpace::new(&self.key_prefix)?;
@@ -494,10 +512,19 @@ impl RedisStoreBuilder {
             .set_max_delay(Duration::from_secs(1))
             .set_response_timeout(Some(self.response_timeout))
             .set_connection_timeout(Some(self.connection_timeout));
-        let manager = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|source| RedisStoreError::Connect { source })?;
-        Ok(self.store(Connection::Single(manager), keys))
+        let open = || async {
+            ConnectionManager::new_with_config(client.clone(), config.clone())
+                .await
+                .map_err(|source| RedisStoreError::Connect { source })
+        };
+        let first = open().await?;
+        // The rest in parallel: a remote (or TLS) server costs a round trip
+        // or more per connection.
+        let others = futures::future::try_join_all((1..self.connections).map(|_| open())).await?;
+        Ok(self.store(
+            Connection::Single(Arc::new(SingleNode::new(first, others))),
+            keys,
+        ))
     }
 
     /// Connects to a Redis Cluster through any of `urls` (the client learns
@@ -531,7 +558,10 @@ impl RedisStoreBuilder {
         manager: ConnectionManager,
     ) -> Result<RedisStore, RedisStoreError> {
         let keys = KeySpace::new(&self.key_prefix)?;
-        Ok(self.store(Connection::Single(manager), keys))
+        Ok(self.store(
+            Connection::Single(Arc::new(SingleNode::new(manager, Vec::new()))),
+            keys,
+        ))
     }
 
     /// Uses an existing cluster connection (its own retry and timeout
