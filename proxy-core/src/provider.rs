@@ -78,44 +78,30 @@ pub trait ProxyProvider: Send + Sync + Debug + 'static {
     }
 }
 
-impl<T: ProxyProvider + ?Sized> ProxyProvider for Arc<T> {
-    fn build_proxy_url(&self, session: &SessionId) -> Result<ProxyUrl, InvalidInput> {
-        (**self).build_proxy_url(session)
-    }
-    fn new_session_id(&self) -> SessionId {
-        (**self).new_session_id()
-    }
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn country(&self) -> Option<&str> {
-        (**self).country()
-    }
-    fn port(&self) -> u16 {
-        (**self).port()
-    }
-    fn label(&self) -> String {
-        (**self).label()
-    }
+macro_rules! forward_provider {
+    ($ty:ty) => {
+        impl<T: ProxyProvider + ?Sized> ProxyProvider for $ty {
+            fn build_proxy_url(&self, session: &SessionId) -> Result<ProxyUrl, InvalidInput> {
+                (**self).build_proxy_url(session)
+            }
+            fn new_session_id(&self) -> SessionId {
+                (**self).new_session_id()
+            }
+            fn name(&self) -> &str {
+                (**self).name()
+            }
+            fn country(&self) -> Option<&str> {
+                (**self).country()
+            }
+            fn port(&self) -> u16 {
+                (**self).port()
+            }
+            fn label(&self) -> String {
+                (**self).label()
+            }
+        }
+    };
 }
 
-impl<T: ProxyProvider + ?Sized> ProxyProvider for Box<T> {
-    fn build_proxy_url(&self, session: &SessionId) -> Result<ProxyUrl, InvalidInput> {
-        (**self).build_proxy_url(session)
-    }
-    fn new_session_id(&self) -> SessionId {
-        (**self).new_session_id()
-    }
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn country(&self) -> Option<&str> {
-        (**self).country()
-    }
-    fn port(&self) -> u16 {
-        (**self).port()
-    }
-    fn label(&self) -> String {
-        (**self).label()
-    }
-}
+forward_provider!(Arc<T>);
+forward_provider!(Box<T>);
