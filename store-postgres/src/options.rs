@@ -223,7 +223,10 @@ impl PostgresStoreBuilder {
     /// Connects to `url` (one connection is opened at once, so an
     /// unreachable server fails here) and builds the store.
     pub async fn connect(self, url: &str) -> Result<PostgresStore, PostgresStoreError> {
-        let options = self.connect_options(url)?;
+        // Parsed only: `connect_with` applies the settings (applying them
+        // twice would send every `-c` option twice).
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|source| PostgresStoreError::InvalidUrl { source })?;
         self.connect_with(options).await
     }
 
@@ -239,19 +242,17 @@ impl PostgresStoreBuilder {
         // until its acquire timeout and then reports only "pool timed out",
         // hiding a refused connection, a wrong password or a missing
         // database behind a long wait.
+        let failed =
+            |error| crate::error::classify_acquire(crate::error::Operation::read("connect"), error);
         let probe = <sqlx::PgConnection as sqlx::Connection>::connect_with(&options)
             .await
-            .map_err(|error| {
-                crate::error::classify_acquire(crate::error::Operation::read("connect"), error)
-            })?;
+            .map_err(failed)?;
         let _ = sqlx::Connection::close(probe).await;
         let pool = self
             .pool_options()
             .connect_with(options)
             .await
-            .map_err(|error| {
-                crate::error::classify_acquire(crate::error::Operation::read("connect"), error)
-            })?;
+            .map_err(failed)?;
         let connections = Connections::owned(pool, self.max_connections, self.acquire_timeout);
         Ok(PostgresStore::assemble(connections, table, &self))
     }
