@@ -97,7 +97,10 @@ impl Config {
             register_secret(proxy_core::secrecy::ExposeSecret::expose_secret(password));
         }
         let store_url = file.store.as_ref().and_then(|s| s.url.as_deref());
-        if let Some(password) = store_url.and_then(crate::store_url::url_password) {
+        for password in store_url
+            .map(crate::store_url::url_passwords)
+            .unwrap_or_default()
+        {
             register_secret(&password);
         }
         Ok(Self { file })

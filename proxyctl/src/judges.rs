@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use proxy_core::ProxyUrl;
+use proxy_core::secrecy::ExposeSecret;
 use proxy_judge::reqwest;
 use proxy_judge::{DEFAULT_MAX_ANSWER_BYTES, client_for, direct_client, is_public, parse_answer};
 use serde::Serialize;
@@ -11,7 +12,6 @@ use crate::cli::{JudgesCheckArgs, ServeJudgeArgs};
 use crate::config::{Config, seconds};
 use crate::error::{CliError, one_line, register_secret};
 use crate::output::{ms, print, print_json, table};
-use crate::store_url::url_password;
 
 /// One judge's answer.
 #[derive(Debug, Serialize)]
@@ -37,20 +37,7 @@ pub(crate) async fn check(
         .timeout(seconds("--timeout", args.timeout)?)
         .max_redirects(3);
     options.connect_timeout = Some(options.timeout.unwrap_or(Duration::from_secs(10)));
-    let via = match &args.via {
-        Some(text) => {
-            if let Some(password) = url_password(text) {
-                register_secret(&password);
-            }
-            Some(
-                ProxyUrl::parse(text).map_err(|source| CliError::InvalidArgument {
-                    what: "--via proxy URL",
-                    source,
-                })?,
-            )
-        }
-        None => None,
-    };
+    let via = args.via.as_deref().map(parse_via).transpose()?;
     let client = match &via {
         Some(proxy) => client_for(proxy, &options)?,
         None => direct_client(&options)?,
@@ -143,6 +130,22 @@ async fn ask(client: &reqwest::Client, judge: &str) -> JudgeAnswer {
     answer
 }
 
+/// Parses `--via` and registers its password for scrubbing.
+///
+/// `ProxyUrl::parse` percent-decodes the credentials (a `+` stays a `+`)
+/// and redacts them in its own errors, so the password it holds is the one
+/// to keep out of every output line.
+fn parse_via(text: &str) -> Result<ProxyUrl, CliError> {
+    let proxy = ProxyUrl::parse(text).map_err(|source| CliError::InvalidArgument {
+        what: "--via proxy URL",
+        source,
+    })?;
+    if let Some(password) = proxy.password() {
+        register_secret(password.expose_secret());
+    }
+    Ok(proxy)
+}
+
 /// `serve-judge`: serves until Ctrl-C (or SIGTERM).
 pub(crate) async fn serve(args: &ServeJudgeArgs, json: bool) -> Result<(), CliError> {
     let server = proxy_judge::server::bind(args.listen).await?;
@@ -190,5 +193,23 @@ async fn shutdown_signal() -> Result<(), CliError> {
     #[cfg(not(unix))]
     {
         tokio::signal::ctrl_c().await.map_err(io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::error::scrub;
+
+    #[test]
+    fn via_password_with_plus_is_scrubbed() {
+        let proxy = parse_via("http://user:vi+a%2Bpw@127.0.0.1:8080").unwrap();
+        assert_eq!(
+            proxy.password().map(|p| p.expose_secret().to_owned()),
+            Some("vi+a+pw".to_owned())
+        );
+        let line = scrub("proxy said vi+a+pw, sent as vi%2Ba%2Bpw");
+        assert_eq!(line, "proxy said ***, sent as ***");
     }
 }

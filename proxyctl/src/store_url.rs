@@ -95,21 +95,44 @@ pub(crate) fn redact_url(text: &str) -> String {
     }
 }
 
-/// The password in `text`'s user-info, percent-decoded, if any: registered
-/// so that no output line can carry it.
-pub(crate) fn url_password(text: &str) -> Option<String> {
+/// The password in `text`'s user-info as written (still percent-encoded),
+/// if any.
+fn written_password(text: &str) -> Option<&str> {
     let (_, rest) = text.split_once("://")?;
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..authority_end];
     let (userinfo, _) = authority.rsplit_once('@')?;
     let (_, password) = userinfo.split_once(':')?;
-    if password.is_empty() {
-        return None;
+    (!password.is_empty()).then_some(password)
+}
+
+/// The password in `text`'s user-info, percent-decoded, if any: registered
+/// so that no output line can carry it.
+///
+/// Percent-decoding only, as URL user-info is encoded: `+` stays `+`
+/// (form decoding would turn it into a space, and the real password would
+/// then not be scrubbed). A password that does not decode to UTF-8 is kept
+/// as written.
+pub(crate) fn url_password(text: &str) -> Option<String> {
+    let written = written_password(text)?;
+    Some(
+        percent_encoding::percent_decode_str(written)
+            .decode_utf8()
+            .map_or_else(|_| written.to_owned(), std::borrow::Cow::into_owned),
+    )
+}
+
+/// Every form of `text`'s password to keep out of output: decoded, and as
+/// written when that differs (a driver may echo the URL as it was given).
+pub(crate) fn url_passwords(text: &str) -> Vec<String> {
+    let Some(written) = written_password(text) else {
+        return Vec::new();
+    };
+    let mut forms = url_password(text).into_iter().collect::<Vec<_>>();
+    if !forms.iter().any(|form| form == written) {
+        forms.push(written.to_owned());
     }
-    let decoded = url::form_urlencoded::parse(format!("p={password}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned());
-    Some(decoded.unwrap_or_else(|| password.to_owned()))
+    forms
 }
 
 impl StoreUrl {
@@ -209,14 +232,12 @@ impl StoreUrl {
     pub(crate) fn passwords(&self) -> Vec<String> {
         match self {
             StoreUrl::Postgres(url) | StoreUrl::Redis(url) | StoreUrl::Mssql(url) => {
-                url_password(url).into_iter().collect()
+                url_passwords(url)
             }
             // Every node URL carries the same user-info.
-            StoreUrl::RedisCluster(nodes) => nodes
-                .first()
-                .and_then(|n| url_password(n))
-                .into_iter()
-                .collect(),
+            StoreUrl::RedisCluster(nodes) => {
+                nodes.first().map(|n| url_passwords(n)).unwrap_or_default()
+            }
             _ => Vec::new(),
         }
     }
@@ -385,5 +406,38 @@ mod tests {
         assert_eq!(url_password("postgres://app@db/x"), None);
         let url = StoreUrl::parse("mssql://sa:Secret1@db/x").unwrap();
         assert!(!format!("{url} {url:?}").contains("Secret1"));
+    }
+
+    #[test]
+    fn plus_in_a_password_is_decoded_and_scrubbed() {
+        use crate::error::{register_secret, scrub};
+        // `+` is a literal plus in user-info, `%2B` an encoded one: both
+        // decode to `+`, never to a space.
+        let text = "postgres://app:pl+us%2Bpw@db:5432/x";
+        assert_eq!(url_password(text).as_deref(), Some("pl+us+pw"));
+        assert_eq!(
+            url_password("redis://:a+b@h").as_deref(),
+            Some("a+b"),
+            "a literal plus"
+        );
+        assert_eq!(
+            url_password("redis://:a%2Bb@h").as_deref(),
+            Some("a+b"),
+            "an encoded plus"
+        );
+        let url = StoreUrl::parse(text).unwrap();
+        assert_eq!(url.passwords(), ["pl+us+pw", "pl+us%2Bpw"]);
+        for password in url.passwords() {
+            register_secret(&password);
+        }
+        let line = scrub(
+            "auth failed for pl+us+pw (encoded pl%2Bus%2Bpw) in postgres://app:pl+us%2Bpw@db:5432/x",
+        );
+        assert!(!line.contains("pl+us"), "{line}");
+        assert!(!line.contains("pl%2Bus"), "{line}");
+        assert_eq!(
+            line,
+            "auth failed for *** (encoded ***) in postgres://app:***@db:5432/x"
+        );
     }
 }
