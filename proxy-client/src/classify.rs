@@ -319,14 +319,9 @@ pub fn default_captcha_markers() -> Vec<CaptchaMarker> {
     ]
 }
 
-/// Provider headers that carry a gateway error, lower-case.
-pub const GATEWAY_ERROR_HEADERS: [&str; 5] = [
-    "x-brd-error",
-    "x-brd-err-code",
-    "x-brd-err-msg",
-    "x-luminati-error",
-    "x-error-description",
-];
+/// Provider headers that carry a gateway error, lower-case (the same list
+/// the judge verifier uses).
+pub use proxy_judge::PROVIDER_ERROR_HEADERS as GATEWAY_ERROR_HEADERS;
 
 /// Turns responses into [`Signal`]s. The defaults follow the ban table of
 /// the design; every list can be extended.
@@ -345,7 +340,7 @@ impl Default for Classifier {
         Self {
             blocked: BTreeSet::from([403]),
             rate_limited: BTreeSet::from([429]),
-            gateway: BTreeSet::from([502, 503, 522, 525]),
+            gateway: BTreeSet::from(proxy_judge::GATEWAY_STATUSES),
             gateway_headers: GATEWAY_ERROR_HEADERS
                 .iter()
                 .map(|h| (*h).to_owned())
@@ -459,11 +454,7 @@ impl Classifier {
                 ));
             }
         }
-        headers
-            .get_all("proxy-status")
-            .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .find(|v| v.to_ascii_lowercase().contains("error="))
+        proxy_judge::proxy_status_error(headers)
             .map(|v| format!("proxy-status: {}", v.chars().take(200).collect::<String>()))
     }
 }

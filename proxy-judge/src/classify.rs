@@ -9,18 +9,46 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
 /// Headers gateways add to their own error answers (see PROVIDERS.md):
-/// Bright Data, legacy Luminati, Oxylabs, RFC 9209.
-pub(crate) const PROVIDER_ERROR_HEADERS: [&str; 6] = [
+/// Bright Data, legacy Luminati, Oxylabs. RFC 9209 `Proxy-Status` is not
+/// among them: proxies send it on successful answers too, so it counts only
+/// with an `error=` parameter (see [`proxy_status_error`]).
+pub const PROVIDER_ERROR_HEADERS: [&str; 5] = [
     "x-brd-error",
     "x-brd-err-code",
     "x-brd-err-msg",
     "x-luminati-error",
     "x-error-description",
-    "proxy-status",
 ];
 
 /// Statuses a gateway answers for a session it cannot serve.
-const GATEWAY_STATUSES: [u16; 4] = [502, 503, 522, 525];
+pub const GATEWAY_STATUSES: [u16; 4] = [502, 503, 522, 525];
+
+/// The RFC 9209 `Proxy-Status` value that reports an error (one with an
+/// `error=` parameter), if the answer carries one.
+pub fn proxy_status_error(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all("proxy-status")
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .find(|v| v.to_ascii_lowercase().contains("error="))
+}
+
+/// Every provider error header of an answer, as `name: value`, including an
+/// erroring `Proxy-Status`.
+pub fn provider_errors(headers: &HeaderMap) -> Vec<String> {
+    let mut found: Vec<String> = PROVIDER_ERROR_HEADERS
+        .iter()
+        .filter_map(|name| {
+            let value = headers.get(*name)?;
+            Some(format!(
+                "{name}: {}",
+                String::from_utf8_lossy(value.as_bytes())
+            ))
+        })
+        .collect();
+    found.extend(proxy_status_error(headers).map(|v| format!("proxy-status: {v}")));
+    found
+}
 
 /// How a request to a judge travelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,16 +128,7 @@ pub(crate) fn classify_status(
         if status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
             return Some(credentials_refused("HTTP 407"));
         }
-        let error_headers: Vec<String> = PROVIDER_ERROR_HEADERS
-            .iter()
-            .filter_map(|name| {
-                let value = headers.get(*name)?;
-                Some(format!(
-                    "{name}: {}",
-                    String::from_utf8_lossy(value.as_bytes())
-                ))
-            })
-            .collect();
+        let error_headers = provider_errors(headers);
         if !error_headers.is_empty() || GATEWAY_STATUSES.contains(&status.as_u16()) {
             let detail = if error_headers.is_empty() {
                 format!("the gateway answered HTTP {status}")
@@ -261,8 +280,12 @@ fn transport_kind(
 
 /// Classifies a transport error (no HTTP answer) of a judge request.
 pub(crate) fn classify_transport(path: Path, error: &reqwest::Error) -> AttemptError {
-    let failure = classify_transport_error(error);
-    let summary = chain(error).0.pop().unwrap_or_default();
+    let (messages, kinds) = chain(error);
+    let summary = messages.last().cloned().unwrap_or_default();
+    let failure = TransportFailure {
+        kind: transport_kind(error, &messages, &kinds),
+        detail: messages.join(": "),
+    };
     if failure.kind == TransportFailureKind::Timeout {
         return AttemptError::Judge {
             reason: "no answer in time".to_owned(),
@@ -303,4 +326,32 @@ pub(crate) fn classify_transport(path: Path, error: &reqwest::Error) -> AttemptE
         }
     }
     AttemptError::judge(failure.detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn with(name: &'static str, value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(name, HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn proxy_status_counts_only_with_an_error() {
+        let ok = with("proxy-status", "gw.example; received-status=200");
+        assert!(classify_status(Path::ForwardedByGateway, StatusCode::OK, &ok).is_none());
+        let failed = with(
+            "proxy-status",
+            "gw.example; error=destination_ip_unroutable",
+        );
+        assert!(matches!(
+            classify_status(Path::ForwardedByGateway, StatusCode::OK, &failed),
+            Some(AttemptError::Gateway { .. })
+        ));
+        let brd = with("x-brd-error", "No peers available");
+        assert_eq!(provider_errors(&brd), ["x-brd-error: No peers available"]);
+    }
 }

@@ -9,7 +9,10 @@ pub mod server;
 mod verifier;
 
 pub use answer::{AnswerError, DEFAULT_MAX_ANSWER_BYTES, is_public, parse_answer};
-pub use classify::{TransportFailure, TransportFailureKind, classify_transport_error};
+pub use classify::{
+    GATEWAY_STATUSES, PROVIDER_ERROR_HEADERS, TransportFailure, TransportFailureKind,
+    classify_transport_error, provider_errors, proxy_status_error,
+};
 pub use client::{ClientOptions, DEFAULT_USER_AGENT, RootCertificate, client_for, direct_client};
 pub use error::JudgeError;
 pub use health::JudgeStatus;
