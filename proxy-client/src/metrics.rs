@@ -187,18 +187,26 @@ impl RequestMetrics {
     pub fn record(&self, attempt: &Attempt<'_>) {
         let now = Instant::now();
         let mut state = self.state();
-        state
-            .proxies
-            .entry(attempt.proxy.to_owned())
-            .or_insert_with(Counters::new)
-            .record(attempt);
-        let target = state
-            .targets
-            .entry(attempt.target.to_owned())
-            .or_insert_with(|| Target {
+        // Look up by &str first: an owned key is allocated only the first
+        // time a label or target is seen, not on every attempt.
+        if !state.proxies.contains_key(attempt.proxy) {
+            state
+                .proxies
+                .insert(attempt.proxy.to_owned(), Counters::new());
+        }
+        if let Some(counters) = state.proxies.get_mut(attempt.proxy) {
+            counters.record(attempt);
+        }
+        if !state.targets.contains_key(attempt.target) {
+            let target = Target {
                 counters: Counters::new(),
                 window: VecDeque::new(),
-            });
+            };
+            state.targets.insert(attempt.target.to_owned(), target);
+        }
+        let Some(target) = state.targets.get_mut(attempt.target) else {
+            return;
+        };
         target.counters.record(attempt);
         if attempt.signal != SignalKind::ProxyAuthRequired {
             target
@@ -222,6 +230,19 @@ impl RequestMetrics {
     }
 
     fn breaker_open(&self, target: &mut Target, now: Instant) -> bool {
+        let (samples, failures) = self.window_counts(target, now);
+        self.verdict(samples, failures)
+    }
+
+    /// Open when there are enough samples and too many failed.
+    fn verdict(&self, samples: usize, failures: usize) -> bool {
+        samples >= self.breaker.min_samples
+            && failures as f64 / samples as f64 > self.breaker.failure_ratio
+    }
+
+    /// Drops attempts older than the breaker's max age; returns the
+    /// (samples, failures) left in the window.
+    fn window_counts(&self, target: &mut Target, now: Instant) -> (usize, usize) {
         while target
             .window
             .front()
@@ -229,12 +250,8 @@ impl RequestMetrics {
         {
             target.window.pop_front();
         }
-        let samples = target.window.len();
-        if samples < self.breaker.min_samples {
-            return false;
-        }
         let failures = target.window.iter().filter(|(_, failed)| *failed).count();
-        failures as f64 / samples as f64 > self.breaker.failure_ratio
+        (target.window.len(), failures)
     }
 
     /// Forgets the breaker window of `target` (for example after an
@@ -255,26 +272,22 @@ impl RequestMetrics {
             .map(|(label, c)| (label.clone(), c.snapshot()))
             .collect();
         let mut targets = BTreeMap::new();
-        let names: Vec<String> = state.targets.keys().cloned().collect();
-        for name in names {
-            if let Some(t) = state.targets.get_mut(&name) {
-                let open = self.breaker_open(t, now);
-                let samples = t.window.len();
-                let failures = t.window.iter().filter(|(_, f)| *f).count();
-                targets.insert(
-                    name,
-                    TargetSnapshot {
-                        counters: t.counters.snapshot(),
-                        window_samples: samples,
-                        window_failure_ratio: if samples == 0 {
-                            0.0
-                        } else {
-                            failures as f64 / samples as f64
-                        },
-                        breaker_open: open,
-                    },
-                );
-            }
+        for (name, t) in state.targets.iter_mut() {
+            let (samples, failures) = self.window_counts(t, now);
+            let ratio = if samples == 0 {
+                0.0
+            } else {
+                failures as f64 / samples as f64
+            };
+            targets.insert(
+                name.clone(),
+                TargetSnapshot {
+                    counters: t.counters.snapshot(),
+                    window_samples: samples,
+                    window_failure_ratio: ratio,
+                    breaker_open: self.verdict(samples, failures),
+                },
+            );
         }
         MetricsSnapshot { proxies, targets }
     }

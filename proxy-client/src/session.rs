@@ -380,16 +380,7 @@ impl ProxySession {
     /// Releases the proxy in use (if any) so others may use its IP for this
     /// domain; the next request acquires a new one.
     pub async fn release(&mut self) -> Result<Option<ReleaseOutcome>, ClientError> {
-        let Some(held) = self.held.take() else {
-            return Ok(None);
-        };
-        self.emit(&SessionEvent::Releasing {
-            proxy: &held.proxy,
-            cooldown: None,
-            reason: None,
-        });
-        self.stats.releases += 1;
-        Ok(Some(self.manager.release(&held.proxy).await?))
+        Ok(self.give_back(None, None).await.transpose()?)
     }
 
     /// Stops using the proxy in use and cools its IP down for this domain
@@ -398,21 +389,7 @@ impl ProxySession {
         &mut self,
         cooldown: Duration,
     ) -> Result<Option<ReleaseOutcome>, ClientError> {
-        let Some(held) = self.held.take() else {
-            return Ok(None);
-        };
-        self.emit(&SessionEvent::Releasing {
-            proxy: &held.proxy,
-            cooldown: Some(cooldown),
-            reason: None,
-        });
-        self.stats.releases += 1;
-        self.stats.cooldowns += 1;
-        Ok(Some(
-            self.manager
-                .release_with_cooldown(&held.proxy, cooldown)
-                .await?,
-        ))
+        Ok(self.give_back(Some(cooldown), None).await.transpose()?)
     }
 
     /// Releases the proxy in use and ends the session.
@@ -624,25 +601,34 @@ impl ProxySession {
     /// Stops using the held proxy: releases it, with a cooldown if given.
     /// A store error is logged, not returned: the lease expires by its TTL.
     async fn let_go(&mut self, cooldown: Option<Duration>, reason: Option<&Signal>) {
-        let Some(held) = self.held.take() else {
-            return;
-        };
+        let ip = self.held.as_ref().map(|h| h.proxy.ip);
+        if let (Some(Err(error)), Some(ip)) = (self.give_back(cooldown, reason).await, ip) {
+            warn!(domain = %self.manager.domain(), %ip, %error, "release failed; the lease will expire by its TTL");
+        }
+    }
+
+    /// The one way the held proxy is given back: the `Releasing` event, the
+    /// counters, then the store (with a cooldown if given). `None` when no
+    /// proxy was held.
+    async fn give_back(
+        &mut self,
+        cooldown: Option<Duration>,
+        reason: Option<&Signal>,
+    ) -> Option<Result<ReleaseOutcome, proxy_core::StoreError>> {
+        let held = self.held.take()?;
         self.emit(&SessionEvent::Releasing {
             proxy: &held.proxy,
             cooldown,
             reason,
         });
         self.stats.releases += 1;
-        let result = match cooldown {
+        Some(match cooldown {
             Some(d) => {
                 self.stats.cooldowns += 1;
                 self.manager.release_with_cooldown(&held.proxy, d).await
             }
             None => self.manager.release(&held.proxy).await,
-        };
-        if let Err(error) = result {
-            warn!(domain = %held.proxy.domain, ip = %held.proxy.ip, %error, "release failed; the lease will expire by its TTL");
-        }
+        })
     }
 }
 
