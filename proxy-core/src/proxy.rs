@@ -529,7 +529,7 @@ impl ProxyUrl {
 }
 
 /// Replaces the user-info part of a URL-shaped string, for error messages.
-fn redact_userinfo(value: &str) -> String {
+pub(crate) fn redact_userinfo(value: &str) -> String {
     match (value.find("://"), value.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             format!("{}://***@{}", &value[..scheme_end], &value[at + 1..])

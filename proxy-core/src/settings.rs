@@ -171,16 +171,18 @@ fn seconds(name: String, value: f64, allow_zero: bool) -> Result<Duration, Setti
     Duration::try_from_secs_f64(value).map_err(|e| invalid(name, value, e.to_string()))
 }
 
-/// Validates a judge URL: absolute http or https with a host.
+/// Validates a judge URL: absolute http or https with a host. Errors never
+/// repeat the URL's user-info (a self-hosted judge may sit behind Basic auth).
 fn check_judge(name: &str, judge: &str) -> Result<(), SettingsError> {
+    let shown = crate::proxy::redact_userinfo(judge);
     match url::Url::parse(judge) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(()),
         Ok(_) => Err(invalid(
             name.to_owned(),
-            judge,
+            shown,
             "a judge must be an http or https URL",
         )),
-        Err(e) => Err(invalid(name.to_owned(), judge, e.to_string())),
+        Err(e) => Err(invalid(name.to_owned(), shown, e.to_string())),
     }
 }
 
@@ -339,10 +341,12 @@ mod tests {
             ("PROXY_MAX_JUDGE_FAILURES", "0"),
             ("PROXY_JUDGES", "ftp://x/"),
             ("PROXY_JUDGES", " , "),
+            ("PROXY_JUDGES", "ftp://judge:hunter2@judge.example/ip"),
         ] {
             let err = Settings::default()
                 .with_env_vars([(name, value)])
                 .unwrap_err();
+            assert!(!err.to_string().contains("hunter2"), "{err}");
             assert!(
                 matches!(&err, SettingsError::Invalid { name: n, .. } if n == name),
                 "{name}={value}: {err}"
