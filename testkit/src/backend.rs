@@ -92,3 +92,16 @@ where
         Err(error) => unreachable(var, error),
     }
 }
+
+/// An error and its sources on one line (`outer: inner: root`), for skip
+/// lines and failure messages.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

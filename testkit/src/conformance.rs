@@ -29,6 +29,8 @@ use proxy_core::{
 };
 use tokio::sync::Barrier;
 
+use crate::backend::error_chain as chain;
+
 /// Extra wait after a TTL before expecting the store to treat it as expired.
 pub const EXPIRY_MARGIN: Duration = Duration::from_millis(1500);
 
@@ -192,18 +194,6 @@ fn lease_identities<'a>(leases: impl IntoIterator<Item = &'a Lease>) -> BTreeSet
         .into_iter()
         .map(|l| (l.id.clone(), l.generation))
         .collect()
-}
-
-/// An error with its sources, for failure messages.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Exclusive under contention: 64 concurrent reservers of one free key,

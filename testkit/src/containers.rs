@@ -312,20 +312,8 @@ pub(crate) fn url_for_unset_var(var: &str) -> Option<Option<String>> {
             ));
             Some(url)
         }
-        Err(error) => crate::backend::unreachable(var, error_chain(&*error)),
+        Err(error) => crate::backend::unreachable(var, crate::backend::error_chain(&*error)),
     })
-}
-
-/// An error and its sources on one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// `postgres://…` of a running PostgreSQL container (see [`url_for`]).
