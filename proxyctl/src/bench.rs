@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use proxy_core::{AcquireError, ProxyManager, TargetDomain};
+use proxy_core::{ProxyManager, TargetDomain};
 use serde::Serialize;
 use testkit::bench::{StoreBenchConfig, StoreBenchReport, run_store_bench};
 use testkit::net::{ExitAssignment, FakeNetwork, FakeNetworkConfig};
@@ -13,11 +13,13 @@ use tokio::sync::Mutex;
 
 use crate::cli::{BenchAcquireArgs, BenchStoreArgs};
 use crate::config::{Config, seconds};
-use crate::error::{CliError, one_line};
+use crate::error::{CliError, is_fatal, one_line};
 use crate::holds::{Hold, HoldLog, distinct_ips, overlaps};
 use crate::local_network;
-use crate::operations::open;
-use crate::output::{max_rss_mb, print, print_json, progress, round2, table};
+use crate::output::{
+    latency_histogram, max_ms, max_rss_mb, print_json, print_pairs, progress, quantile_ms,
+    record_latency, round2,
+};
 
 /// What `bench store` prints.
 #[derive(Debug, Serialize)]
@@ -37,8 +39,8 @@ pub(crate) async fn store(
     json: bool,
 ) -> Result<(), CliError> {
     let duration = seconds("--seconds", args.seconds)?;
-    let url = config.store_url(&args.store)?;
-    let store = open(&url).await?.shared();
+    let (url, store) = config.open_store(&args.store).await?;
+    let store = store.shared();
     let bench_config = StoreBenchConfig::new(args.clients as usize, duration, args.keys);
     let bar = progress(duration.as_secs().max(1), "bench", json);
     let ticker = {
@@ -62,37 +64,36 @@ pub(crate) async fn store(
         return print_json(&result);
     }
     let r = &result.report;
-    let mut out = table(["store bench", ""]);
-    for (name, value) in [
-        ("store", format!("{} ({})", result.store_url, r.store)),
-        ("clients / keys", format!("{} / {}", r.clients, r.keys)),
-        ("attempts", format!("{} in {:.2} s", r.attempts, r.wall_s)),
-        ("attempts/s", format!("{:.0}", r.attempts_per_s)),
-        ("reserved / taken", format!("{} / {}", r.reserved, r.taken)),
-        (
-            "errors",
-            match &r.first_error {
-                Some(first) => format!("{} (first: {first})", r.errors),
-                None => r.errors.to_string(),
-            },
-        ),
-        (
-            "try_reserve p50 / p90 / p99 / max",
-            format!(
-                "{:.3} / {:.3} / {:.3} / {:.3} ms",
-                r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms
+    print_pairs(
+        "store bench",
+        [
+            ("store", format!("{} ({})", result.store_url, r.store)),
+            ("clients / keys", format!("{} / {}", r.clients, r.keys)),
+            ("attempts", format!("{} in {:.2} s", r.attempts, r.wall_s)),
+            ("attempts/s", format!("{:.0}", r.attempts_per_s)),
+            ("reserved / taken", format!("{} / {}", r.reserved, r.taken)),
+            (
+                "errors",
+                match &r.first_error {
+                    Some(first) => format!("{} (first: {first})", r.errors),
+                    None => r.errors.to_string(),
+                },
             ),
-        ),
-        (
-            "max RSS",
-            result
-                .max_rss_mb
-                .map_or_else(|| "unknown".to_owned(), |mb| format!("{mb:.1} MiB")),
-        ),
-    ] {
-        out.add_row([name.to_owned(), value]);
-    }
-    print(out)
+            (
+                "try_reserve p50 / p90 / p99 / max",
+                format!(
+                    "{:.3} / {:.3} / {:.3} / {:.3} ms",
+                    r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms
+                ),
+            ),
+            (
+                "max RSS",
+                result
+                    .max_rss_mb
+                    .map_or_else(|| "unknown".to_owned(), |mb| format!("{mb:.1} MiB")),
+            ),
+        ],
+    )
 }
 
 /// What `bench acquire` prints.
@@ -151,12 +152,7 @@ impl Tally {
             collisions: 0,
             verification_failures: 0,
             judge_failovers: 0,
-            latency_us: Histogram::new_with_bounds(1, 600_000_000, 3).map_err(|e| {
-                CliError::Io {
-                    what: "latency histogram".to_owned(),
-                    source: std::io::Error::other(e),
-                }
-            })?,
+            latency_us: latency_histogram()?,
         })
     }
 }
@@ -171,8 +167,8 @@ pub(crate) async fn acquire(
         what: "--domain",
         source,
     })?;
-    let url = config.store_url(&args.store)?;
-    let store = open(&url).await?.shared();
+    let (url, store) = config.open_store(&args.store).await?;
+    let store = store.shared();
     let mut network = None;
     let (provider, verifier, settings, gateway) = if let Some(gateway) = &args.provider.gateway {
         let settings = config.settings(&args.judges)?;
@@ -246,12 +242,7 @@ pub(crate) async fn acquire(
                     let proxy = match result {
                         Ok(proxy) => proxy,
                         Err(error) => {
-                            let fatal = matches!(
-                                error,
-                                AcquireError::Configuration { .. }
-                                    | AcquireError::Provider { .. }
-                                    | AcquireError::Store { .. }
-                            );
+                            let fatal = is_fatal(&error);
                             let mut t = tally.lock().await;
                             t.errors += 1;
                             t.first_error.get_or_insert_with(|| one_line(&error));
@@ -278,8 +269,7 @@ pub(crate) async fn acquire(
                     t.collisions += u64::from(proxy.stats.collisions);
                     t.verification_failures += u64::from(proxy.stats.verification_failures);
                     t.judge_failovers += u64::from(proxy.stats.judge_failovers);
-                    let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-                    t.latency_us.saturating_record(micros.max(1));
+                    record_latency(&mut t.latency_us, latency);
                     if let Err(error) = released {
                         t.errors += 1;
                         t.first_error
@@ -303,7 +293,6 @@ pub(crate) async fn acquire(
     let holds = log.holds();
     let duplicates = overlaps(&holds).len();
     let t = tally.lock().await;
-    let quantile = |q: f64| round2(t.latency_us.value_at_quantile(q) as f64 / 1000.0);
     let report = AcquireBench {
         store: url.redacted(),
         backend: url.backend(),
@@ -320,10 +309,10 @@ pub(crate) async fn acquire(
         } else {
             0.0
         },
-        p50_ms: quantile(0.50),
-        p90_ms: quantile(0.90),
-        p99_ms: quantile(0.99),
-        max_ms: round2(t.latency_us.max() as f64 / 1000.0),
+        p50_ms: quantile_ms(&t.latency_us, 0.50),
+        p90_ms: quantile_ms(&t.latency_us, 0.90),
+        p99_ms: quantile_ms(&t.latency_us, 0.99),
+        max_ms: max_ms(&t.latency_us),
         attempts: t.attempts,
         collisions: t.collisions,
         verification_failures: t.verification_failures,
@@ -335,56 +324,55 @@ pub(crate) async fn acquire(
     if json {
         print_json(&report)?;
     } else {
-        let mut out = table(["acquire bench", ""]);
-        for (name, value) in [
-            ("store", format!("{} ({})", report.store, report.backend)),
-            ("gateway", report.gateway.clone()),
-            (
-                "workers / hold",
-                format!("{} / {} ms", report.workers, report.hold_ms),
-            ),
-            (
-                "acquisitions",
-                format!("{} in {:.2} s", report.acquisitions, report.wall_s),
-            ),
-            ("acquisitions/s", format!("{:.1}", report.acq_per_s)),
-            (
-                "acquire p50 / p90 / p99 / max",
-                format!(
-                    "{:.2} / {:.2} / {:.2} / {:.2} ms",
-                    report.p50_ms, report.p90_ms, report.p99_ms, report.max_ms
+        print_pairs(
+            "acquire bench",
+            [
+                ("store", format!("{} ({})", report.store, report.backend)),
+                ("gateway", report.gateway.clone()),
+                (
+                    "workers / hold",
+                    format!("{} / {} ms", report.workers, report.hold_ms),
                 ),
-            ),
-            (
-                "attempts / collisions",
-                format!("{} / {}", report.attempts, report.collisions),
-            ),
-            (
-                "verification failures / judge failovers",
-                format!(
-                    "{} / {}",
-                    report.verification_failures, report.judge_failovers
+                (
+                    "acquisitions",
+                    format!("{} in {:.2} s", report.acquisitions, report.wall_s),
                 ),
-            ),
-            ("distinct exit IPs", report.distinct_ips.to_string()),
-            ("duplicates (must be 0)", report.duplicates.to_string()),
-            (
-                "errors",
-                match &report.first_error {
-                    Some(first) => format!("{} (first: {first})", report.errors),
-                    None => report.errors.to_string(),
-                },
-            ),
-            (
-                "max RSS",
-                report
-                    .max_rss_mb
-                    .map_or_else(|| "unknown".to_owned(), |mb| format!("{mb:.1} MiB")),
-            ),
-        ] {
-            out.add_row([name.to_owned(), value]);
-        }
-        print(out)?;
+                ("acquisitions/s", format!("{:.1}", report.acq_per_s)),
+                (
+                    "acquire p50 / p90 / p99 / max",
+                    format!(
+                        "{:.2} / {:.2} / {:.2} / {:.2} ms",
+                        report.p50_ms, report.p90_ms, report.p99_ms, report.max_ms
+                    ),
+                ),
+                (
+                    "attempts / collisions",
+                    format!("{} / {}", report.attempts, report.collisions),
+                ),
+                (
+                    "verification failures / judge failovers",
+                    format!(
+                        "{} / {}",
+                        report.verification_failures, report.judge_failovers
+                    ),
+                ),
+                ("distinct exit IPs", report.distinct_ips.to_string()),
+                ("duplicates (must be 0)", report.duplicates.to_string()),
+                (
+                    "errors",
+                    match &report.first_error {
+                        Some(first) => format!("{} (first: {first})", report.errors),
+                        None => report.errors.to_string(),
+                    },
+                ),
+                (
+                    "max RSS",
+                    report
+                        .max_rss_mb
+                        .map_or_else(|| "unknown".to_owned(), |mb| format!("{mb:.1} MiB")),
+                ),
+            ],
+        )?;
     }
     if duplicates > 0 {
         return Err(CliError::Overlaps {

@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::cli::{JudgeArgs, ProviderArgs, StoreArgs};
 use crate::error::{CliError, register_secret};
-use crate::store_url::StoreUrl;
+use crate::store_url::{OpenStore, StoreUrl};
 
 /// The app id used when none is configured.
 pub(crate) const DEFAULT_APP_ID: &str = "proxyctl";
@@ -114,6 +114,17 @@ impl Config {
                 what: "the store",
                 hint: "pass --store URL, set PROXYCTL_STORE, or set [store] url in the --config file",
             })
+    }
+
+    /// Opens the store [`Config::store_url`] names; returns its URL too (for
+    /// output, redacted).
+    pub(crate) async fn open_store(
+        &self,
+        args: &StoreArgs,
+    ) -> Result<(StoreUrl, OpenStore), CliError> {
+        let url = self.store_url(args)?;
+        let store = url.open().await?;
+        Ok((url, store))
     }
 
     /// Like [`Config::store_url`], `None` when nothing is configured.

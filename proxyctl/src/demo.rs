@@ -19,7 +19,7 @@ use proxy_client::{
     ClientError, ClientOptions, MetricsSnapshot, ProxySession, RequestMetrics, SessionEvent,
     SessionObserver, SessionPolicy, SessionStats, SignalKind,
 };
-use proxy_core::{AcquireError, ProxyManager, Settings, TargetDomain};
+use proxy_core::{ProxyManager, Settings, TargetDomain};
 use serde::Serialize;
 use testkit::net::{
     ExitAssignment, FakeNetwork, FakeNetworkConfig, FakeTarget, JudgeFault, TargetBehavior,
@@ -28,11 +28,13 @@ use testkit::net::{
 
 use crate::cli::DemoArgs;
 use crate::config::Config;
-use crate::error::{CliError, one_line};
+use crate::error::{CliError, is_fatal, one_line};
 use crate::holds::{Hold, HoldLog, Overlap, distinct_ips, overlaps};
 use crate::local_network;
-use crate::operations::open;
-use crate::output::{ms, print, print_json, progress, round2, table};
+use crate::output::{
+    latency_histogram, max_ms, print, print_json, print_pairs, progress, quantile_ms,
+    record_latency, round2, table,
+};
 use crate::store_url::{SqliteLocation, StoreUrl};
 
 /// Pages served per proxy before a worker hands it back and acquires a new
@@ -67,7 +69,7 @@ pub(crate) async fn run(config: &Config, args: &DemoArgs, json: bool) -> Result<
         Some(url) => url,
         None => StoreUrl::Sqlite(SqliteLocation::File(temp_dir.path().join("demo.db"))),
     };
-    let store = open(&url).await?;
+    let store = url.open().await?;
     store.migrate().await?;
 
     let network = start_network(args.exits).await?;
@@ -104,7 +106,7 @@ pub(crate) async fn run(config: &Config, args: &DemoArgs, json: bool) -> Result<
         ))?;
     }
 
-    let ledger = Arc::new(Ledger::default());
+    let ledger = Arc::new(Ledger::new()?);
     let metrics = Arc::new(RequestMetrics::new());
     let next_job = Arc::new(AtomicU32::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -360,16 +362,6 @@ fn release_failed(error: ClientError) -> CliError {
     }
 }
 
-/// Errors after which no worker can make progress.
-fn is_fatal(error: &AcquireError) -> bool {
-    matches!(
-        error,
-        AcquireError::Configuration { .. }
-            | AcquireError::Store { .. }
-            | AcquireError::Provider { .. }
-    )
-}
-
 /// Feeds one worker's session events into the ledger.
 #[derive(Debug)]
 struct WorkerObserver {
@@ -384,11 +376,9 @@ impl SessionObserver for WorkerObserver {
             SessionEvent::Acquired { proxy } => {
                 self.ledger.acquired(self.worker, proxy, now);
             }
-            SessionEvent::Attempt {
-                proxy,
-                signal,
-                latency,
-            } => self.ledger.attempt(proxy.ip, signal.kind(), *latency),
+            SessionEvent::Attempt { proxy, signal, .. } => {
+                self.ledger.attempt(proxy.ip, signal.kind());
+            }
             SessionEvent::Releasing { .. } | SessionEvent::LeaseLost { .. } => {
                 self.ledger.released(self.worker, now);
             }
@@ -404,16 +394,20 @@ struct ExitCounters {
     signals: BTreeMap<SignalKind, u64>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct LedgerState {
     /// Holds in progress, by worker.
     open: HashMap<u32, (IpAddr, String, Instant)>,
     exits: BTreeMap<IpAddr, ExitCounters>,
-    acquire_latency_us: Vec<u64>,
+    /// One sample per acquisition (its count is the acquisitions).
+    acquire_latency_us: Histogram<u64>,
     collisions: u64,
     judge_failovers: u64,
-    sessions: SessionStats,
+    /// Proxies abandoned, by the signal that caused it.
     rotations: BTreeMap<SignalKind, u64>,
+    /// Releases with a cooldown.
+    cooldowns: u64,
+    leases_lost: u64,
     jobs_done: u64,
     jobs_failed: u64,
     failures: BTreeMap<String, u64>,
@@ -421,13 +415,34 @@ struct LedgerState {
 }
 
 /// What the workers did, recorded from their session events.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Ledger {
     state: Mutex<LedgerState>,
     holds: HoldLog,
 }
 
 impl Ledger {
+    fn new() -> Result<Self, CliError> {
+        let state = LedgerState {
+            open: HashMap::new(),
+            exits: BTreeMap::new(),
+            acquire_latency_us: latency_histogram()?,
+            collisions: 0,
+            judge_failovers: 0,
+            rotations: BTreeMap::new(),
+            cooldowns: 0,
+            leases_lost: 0,
+            jobs_done: 0,
+            jobs_failed: 0,
+            failures: BTreeMap::new(),
+            wrong_exit: 0,
+        };
+        Ok(Self {
+            state: Mutex::new(state),
+            holds: HoldLog::default(),
+        })
+    }
+
     fn with<R>(&self, f: impl FnOnce(&mut LedgerState) -> R) -> R {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut state)
@@ -438,8 +453,7 @@ impl Ledger {
             s.open
                 .insert(worker, (proxy.ip, proxy.domain.to_string(), now));
             s.exits.entry(proxy.ip).or_default().holds += 1;
-            s.acquire_latency_us
-                .push(u64::try_from(proxy.stats.elapsed.as_micros()).unwrap_or(u64::MAX));
+            record_latency(&mut s.acquire_latency_us, proxy.stats.elapsed);
             s.collisions += u64::from(proxy.stats.collisions);
             s.judge_failovers += u64::from(proxy.stats.judge_failovers);
         });
@@ -458,7 +472,7 @@ impl Ledger {
         }
     }
 
-    fn attempt(&self, ip: IpAddr, kind: SignalKind, _latency: Duration) {
+    fn attempt(&self, ip: IpAddr, kind: SignalKind) {
         self.with(|s| {
             *s.exits
                 .entry(ip)
@@ -473,17 +487,14 @@ impl Ledger {
         self.with(|s| s.open.values().map(|(ip, _, _)| *ip).collect())
     }
 
+    /// Adds what the summary reads of a finished session's stats.
     fn add_session_stats(&self, stats: &SessionStats) {
         self.with(|s| {
             for (kind, n) in &stats.rotations {
                 *s.rotations.entry(*kind).or_default() += n;
             }
-            s.sessions.requests += stats.requests;
-            s.sessions.attempts += stats.attempts;
-            s.sessions.acquisitions += stats.acquisitions;
-            s.sessions.cooldowns += stats.cooldowns;
-            s.sessions.releases += stats.releases;
-            s.sessions.leases_lost += stats.leases_lost;
+            s.cooldowns += stats.cooldowns;
+            s.leases_lost += stats.leases_lost;
         });
     }
 
@@ -616,14 +627,18 @@ impl Summary {
                 jobs_failed: s.jobs_failed,
                 failures: s.failures.clone(),
                 wall_s: round2(wall.as_secs_f64()),
-                acquisitions: s.acquire_latency_us.len() as u64,
+                acquisitions: s.acquire_latency_us.len(),
                 collisions: s.collisions,
                 judge_failovers: s.judge_failovers,
-                acquire_latency_ms: percentiles(&s.acquire_latency_us),
+                acquire_latency_ms: Percentiles {
+                    p50: quantile_ms(&s.acquire_latency_us, 0.50),
+                    p99: quantile_ms(&s.acquire_latency_us, 0.99),
+                    max: max_ms(&s.acquire_latency_us),
+                },
                 signals,
                 rotations,
-                cooldowns: s.sessions.cooldowns,
-                leases_lost: s.sessions.leases_lost,
+                cooldowns: s.cooldowns,
+                leases_lost: s.leases_lost,
                 wrong_exit_pages: s.wrong_exit,
                 site_requests,
                 site_moods,
@@ -663,7 +678,6 @@ impl Summary {
                 map.values().sum::<u64>()
             )
         };
-        let mut out = table(["demo summary", ""]);
         let failures = if self.failures.is_empty() {
             String::new()
         } else {
@@ -674,70 +688,70 @@ impl Summary {
                 .collect();
             format!(" ({})", parts.join(", "))
         };
-        for (name, value) in [
-            ("store", self.store.clone()),
-            (
-                "jobs",
-                format!(
-                    "{} of {} done, {} failed{failures}, in {:.2} s",
-                    self.jobs_done, self.jobs, self.jobs_failed, self.wall_s
-                ),
-            ),
-            (
-                "acquisitions",
-                format!(
-                    "{} ({} collisions with exits held or cooling down, {} judge failovers)",
-                    self.acquisitions, self.collisions, self.judge_failovers
-                ),
-            ),
-            (
-                "acquire latency",
-                format!(
-                    "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-                    self.acquire_latency_ms.p50,
-                    self.acquire_latency_ms.p99,
-                    self.acquire_latency_ms.max
-                ),
-            ),
-            (
-                "site moods",
-                if self.site_moods.is_empty() {
-                    "none".to_owned()
-                } else {
-                    let parts: Vec<String> = self
-                        .site_moods
-                        .iter()
-                        .map(|(k, n)| format!("{k} {n}"))
-                        .collect();
+        print_pairs(
+            "demo summary",
+            [
+                ("store", self.store.clone()),
+                (
+                    "jobs",
                     format!(
-                        "the site turned against an exit in use: {}",
-                        parts.join(", ")
-                    )
-                },
-            ),
-            ("signals seen", by_signal(&self.signals)),
-            ("rotations", by_signal(&self.rotations)),
-            (
-                "cooldowns",
-                format!(
-                    "{} (blocked {}, captcha {}, rate limited {})",
-                    self.cooldowns,
-                    count(&self.rotations, SignalKind::Blocked),
-                    count(&self.rotations, SignalKind::Captcha),
-                    count(&self.rotations, SignalKind::RateLimited)
+                        "{} of {} done, {} failed{failures}, in {:.2} s",
+                        self.jobs_done, self.jobs, self.jobs_failed, self.wall_s
+                    ),
                 ),
-            ),
-            (
-                "holds",
-                format!(
-                    "{} holds of {} exit IPs, {} leases lost, {} pages from an unexpected exit",
-                    self.holds, self.distinct_ips, self.leases_lost, self.wrong_exit_pages
+                (
+                    "acquisitions",
+                    format!(
+                        "{} ({} collisions with exits held or cooling down, {} judge failovers)",
+                        self.acquisitions, self.collisions, self.judge_failovers
+                    ),
                 ),
-            ),
-        ] {
-            out.add_row([name.to_owned(), value]);
-        }
-        print(out)?;
+                (
+                    "acquire latency",
+                    format!(
+                        "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                        self.acquire_latency_ms.p50,
+                        self.acquire_latency_ms.p99,
+                        self.acquire_latency_ms.max
+                    ),
+                ),
+                (
+                    "site moods",
+                    if self.site_moods.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        let parts: Vec<String> = self
+                            .site_moods
+                            .iter()
+                            .map(|(k, n)| format!("{k} {n}"))
+                            .collect();
+                        format!(
+                            "the site turned against an exit in use: {}",
+                            parts.join(", ")
+                        )
+                    },
+                ),
+                ("signals seen", by_signal(&self.signals)),
+                ("rotations", by_signal(&self.rotations)),
+                (
+                    "cooldowns",
+                    format!(
+                        "{} (blocked {}, captcha {}, rate limited {})",
+                        self.cooldowns,
+                        count(&self.rotations, SignalKind::Blocked),
+                        count(&self.rotations, SignalKind::Captcha),
+                        count(&self.rotations, SignalKind::RateLimited)
+                    ),
+                ),
+                (
+                    "holds",
+                    format!(
+                        "{} holds of {} exit IPs, {} leases lost, {} pages from an unexpected exit",
+                        self.holds, self.distinct_ips, self.leases_lost, self.wrong_exit_pages
+                    ),
+                ),
+            ],
+        )?;
 
         let mut exits = table([
             "exit IP", "holds", "requests", "ok", "403", "captcha", "429", "other",
@@ -811,24 +825,5 @@ impl Summary {
                 self.overlaps
             ))
         }
-    }
-}
-
-fn percentiles(micros: &[u64]) -> Percentiles {
-    let Ok(mut histogram) = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3) else {
-        return Percentiles {
-            p50: 0.0,
-            p99: 0.0,
-            max: 0.0,
-        };
-    };
-    for &us in micros {
-        histogram.saturating_record(us.max(1));
-    }
-    let q = |q: f64| ms(Duration::from_micros(histogram.value_at_quantile(q)));
-    Percentiles {
-        p50: q(0.50),
-        p99: q(0.99),
-        max: ms(Duration::from_micros(histogram.max())),
     }
 }

@@ -172,6 +172,18 @@ impl CliError {
     }
 }
 
+/// Acquire errors after which no worker can make progress (bad
+/// configuration, provider settings, or a failing store): the demo and
+/// `bench acquire` stop every worker on them.
+pub(crate) fn is_fatal(error: &AcquireError) -> bool {
+    matches!(
+        error,
+        AcquireError::Configuration { .. }
+            | AcquireError::Provider { .. }
+            | AcquireError::Store { .. }
+    )
+}
+
 fn store_code(error: &StoreError) -> u8 {
     match error {
         StoreError::Unavailable { .. } | StoreError::OutcomeUnknown { .. } => {

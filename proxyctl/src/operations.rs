@@ -12,22 +12,12 @@ use serde::Serialize;
 use crate::cli::{AcquireArgs, ListArgs, ReleaseArgs, StoreArgs, SweepArgs};
 use crate::config::Config;
 use crate::error::CliError;
-use crate::output::{ms, print, print_json, table};
-use crate::store_url::{MigrateOutcome, OpenStore, StoreUrl};
-
-/// Opens the store a URL names; failures name the URL (redacted).
-pub(crate) async fn open(url: &StoreUrl) -> Result<OpenStore, CliError> {
-    tracing::debug!(store = %url, "opening store");
-    url.open().await.map_err(|source| CliError::StoreOpen {
-        url: url.redacted(),
-        source,
-    })
-}
+use crate::output::{ms, print, print_json, print_pairs, table};
+use crate::store_url::MigrateOutcome;
 
 /// `migrate`.
 pub(crate) async fn migrate(config: &Config, args: &StoreArgs, json: bool) -> Result<(), CliError> {
-    let url = config.store_url(args)?;
-    let store = open(&url).await?;
+    let (url, store) = config.open_store(args).await?;
     let outcome = store.migrate().await?;
     #[derive(Serialize)]
     struct Migrated {
@@ -98,8 +88,7 @@ pub(crate) async fn acquire(
     }
     let provider = config.provider(&args.provider)?;
     let verifier = config.verifier(&settings, &args.judges)?;
-    let url = config.store_url(&args.store)?;
-    let store = open(&url).await?;
+    let (_, store) = config.open_store(&args.store).await?;
     let manager = ProxyManager::builder()
         .provider(provider)
         .verifier(verifier)
@@ -135,34 +124,33 @@ pub(crate) async fn acquire(
     if json {
         return print_json(&acquired);
     }
-    let mut rows = table(["acquired", ""]);
-    for (name, value) in [
-        ("proxy", acquired.proxy.clone()),
-        ("exit IP", acquired.ip.clone()),
-        ("session", acquired.session.clone()),
-        ("provider", acquired.label.clone()),
-        ("verified by", acquired.judge.clone()),
-        ("domain", acquired.domain.clone()),
-        ("app", acquired.app_id.clone()),
-        ("lease id", acquired.lease_id.clone()),
-        ("generation", acquired.generation.to_string()),
-        ("reserved at", acquired.reserved_at.to_rfc3339()),
-        ("expires at", acquired.expires_at.to_rfc3339()),
-        (
-            "attempts",
-            format!(
-                "{} ({} collisions, {} verification failures, {} judge failovers) in {:.1} ms",
-                acquired.attempts,
-                acquired.collisions,
-                acquired.verification_failures,
-                acquired.judge_failovers,
-                acquired.elapsed_ms
+    print_pairs(
+        "acquired",
+        [
+            ("proxy", acquired.proxy.clone()),
+            ("exit IP", acquired.ip.clone()),
+            ("session", acquired.session.clone()),
+            ("provider", acquired.label.clone()),
+            ("verified by", acquired.judge.clone()),
+            ("domain", acquired.domain.clone()),
+            ("app", acquired.app_id.clone()),
+            ("lease id", acquired.lease_id.clone()),
+            ("generation", acquired.generation.to_string()),
+            ("reserved at", acquired.reserved_at.to_rfc3339()),
+            ("expires at", acquired.expires_at.to_rfc3339()),
+            (
+                "attempts",
+                format!(
+                    "{} ({} collisions, {} verification failures, {} judge failovers) in {:.1} ms",
+                    acquired.attempts,
+                    acquired.collisions,
+                    acquired.verification_failures,
+                    acquired.judge_failovers,
+                    acquired.elapsed_ms
+                ),
             ),
-        ),
-    ] {
-        rows.add_row([name.to_owned(), value]);
-    }
-    print(rows)?;
+        ],
+    )?;
     print(format!(
         "The lease stays until {} unless released: proxyctl release --id {}",
         acquired.expires_at.to_rfc3339(),
@@ -176,8 +164,7 @@ pub(crate) async fn release(
     args: &ReleaseArgs,
     json: bool,
 ) -> Result<(), CliError> {
-    let url = config.store_url(&args.store)?;
-    let store = open(&url).await?;
+    let (_, store) = config.open_store(&args.store).await?;
     let id = LeaseId::new(args.id.trim());
     let outcome = store.shared().release_by_id(&id).await?;
     if json {
@@ -258,8 +245,8 @@ pub(crate) async fn list(config: &Config, args: &ListArgs, json: bool) -> Result
     if let Some(limit) = args.limit {
         filter = filter.with_limit(limit);
     }
-    let url = config.store_url(&args.store)?;
-    let store: Arc<dyn ReservationStore> = open(&url).await?.shared();
+    let (url, store) = config.open_store(&args.store).await?;
+    let store: Arc<dyn ReservationStore> = store.shared();
     let reservations = store.list(&filter).await?;
     let rows: Vec<Row> = reservations.iter().map(Row::from).collect();
     if json {
@@ -311,8 +298,8 @@ pub(crate) async fn list(config: &Config, args: &ListArgs, json: bool) -> Result
 
 /// `sweep`.
 pub(crate) async fn sweep(config: &Config, args: &SweepArgs, json: bool) -> Result<(), CliError> {
-    let url = config.store_url(&args.store)?;
-    let store = open(&url).await?.shared();
+    let (url, store) = config.open_store(&args.store).await?;
+    let store = store.shared();
     let keeps_history = store.info().keeps_history;
     let purged = store.purge_released(args.purge_older_than).await?;
     if json {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{ContentArrangement, Table};
+use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -23,6 +24,18 @@ where
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(header);
     table
+}
+
+/// Prints a two-column table headed `title`: one row per `(name, value)`.
+pub(crate) fn print_pairs<'a>(
+    title: &str,
+    pairs: impl IntoIterator<Item = (&'a str, String)>,
+) -> Result<(), CliError> {
+    let mut out = table([title, ""]);
+    for (name, value) in pairs {
+        out.add_row([name.to_owned(), value]);
+    }
+    print(out)
 }
 
 /// Prints `text` on stdout (scrubbed of secrets).
@@ -46,6 +59,34 @@ pub(crate) fn print_json(value: &impl Serialize) -> Result<(), CliError> {
 /// Milliseconds with two decimals.
 pub(crate) fn ms(duration: Duration) -> f64 {
     (duration.as_secs_f64() * 100_000.0).round() / 100.0
+}
+
+/// An empty latency histogram: microseconds, 1 µs to 10 minutes, three
+/// significant digits. Fill it with [`record_latency`].
+pub(crate) fn latency_histogram() -> Result<Histogram<u64>, CliError> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).map_err(|e| CliError::Io {
+        what: "latency histogram".to_owned(),
+        source: std::io::Error::other(e),
+    })
+}
+
+/// Records `latency` in a [`latency_histogram`] (longer ones count as its
+/// upper bound).
+pub(crate) fn record_latency(histogram: &mut Histogram<u64>, latency: Duration) {
+    let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+    histogram.saturating_record(micros.max(1));
+}
+
+/// The latency at quantile `q` (0.0..=1.0) of a [`latency_histogram`], in
+/// milliseconds with two decimals.
+pub(crate) fn quantile_ms(histogram: &Histogram<u64>, q: f64) -> f64 {
+    ms(Duration::from_micros(histogram.value_at_quantile(q)))
+}
+
+/// The longest latency of a [`latency_histogram`], in milliseconds with two
+/// decimals.
+pub(crate) fn max_ms(histogram: &Histogram<u64>) -> f64 {
+    ms(Duration::from_micros(histogram.max()))
 }
 
 /// Rounds to two decimals, for JSON figures.
@@ -86,6 +127,7 @@ pub(crate) fn max_rss_mb() -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -93,6 +135,18 @@ mod tests {
         if cfg!(target_os = "linux") {
             assert!(max_rss_mb().is_some_and(|mb| mb > 0.0));
         }
+    }
+
+    #[test]
+    fn latencies_in_milliseconds() {
+        let mut histogram = latency_histogram().unwrap();
+        for micros in [1_000, 2_000, 3_000, 4_000] {
+            record_latency(&mut histogram, Duration::from_micros(micros));
+        }
+        record_latency(&mut histogram, Duration::ZERO);
+        assert_eq!(histogram.len(), 5);
+        assert_eq!(quantile_ms(&histogram, 0.5), 2.0);
+        assert_eq!(max_ms(&histogram), 4.0);
     }
 
     #[test]

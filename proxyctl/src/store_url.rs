@@ -11,6 +11,8 @@ use store_postgres::PostgresStore;
 use store_redis::RedisStore;
 use store_sqlite::SqliteStore;
 
+use crate::error::CliError;
+
 /// The schemes a store URL may start with, for error messages and help.
 pub(crate) const STORE_SCHEMES: &str = "sqlite://PATH, sqlite::memory:, postgres://, postgresql://, \
 redis://, rediss://, redis+cluster://HOST:PORT,HOST:PORT, rediss+cluster://…, mssql://, sqlserver://, memory://";
@@ -254,8 +256,19 @@ impl StoreUrl {
     }
 
     /// Connects (or opens) the store. SQLite files are created and migrated
-    /// on open; the server stores need `migrate` once.
-    pub(crate) async fn open(&self) -> Result<OpenStore, StoreError> {
+    /// on open; the server stores need `migrate` once. Failures name the
+    /// URL (redacted).
+    pub(crate) async fn open(&self) -> Result<OpenStore, CliError> {
+        tracing::debug!(store = %self, "opening store");
+        self.open_backend()
+            .await
+            .map_err(|source| CliError::StoreOpen {
+                url: self.redacted(),
+                source,
+            })
+    }
+
+    async fn open_backend(&self) -> Result<OpenStore, StoreError> {
         Ok(match self {
             StoreUrl::Memory => OpenStore::Memory(MemoryStore::new()),
             StoreUrl::Sqlite(location) => OpenStore::Sqlite(match location {
